@@ -1,0 +1,52 @@
+# B2B order platform: the commands a newcomer needs.
+#   make run    start the whole stack locally (installs what it needs)
+#   make test   run every test (installs what it needs, uses MariaDB at 127.0.0.1:3306)
+# See README.md for the rest.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOTSTRAP ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+
+REQUIREMENTS := requirements-dev.txt servicekit/pyproject.toml \
+	$(wildcard */requirements.txt */pyproject.toml requirements-tools.txt)
+# Every component with a pyproject.toml is installed editable into the one dev venv.
+EDITABLES := $(foreach p,$(wildcard */pyproject.toml),-e ./$(patsubst %/,%,$(dir $(p))))
+TEST_DIRS := $(wildcard servicekit/tests customers-service/tests orders-service/tests orchestrator-lambda/tests)
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): $(REQUIREMENTS)
+	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt $(EDITABLES)
+	touch $@
+
+.PHONY: install
+install: $(STAMP) ## create .venv and install every component and tool
+
+.PHONY: lint
+lint: $(STAMP) ## ruff
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+.PHONY: test
+test: $(STAMP) ## run every test (lint, unit, integration on MariaDB)
+	$(PY) -m ruff check .
+	@set -e; for dir in $(TEST_DIRS); do \
+		echo "==> $$dir"; \
+		$(PYTEST) $$dir; \
+	done
+
+.PHONY: clean
+clean: ## remove virtualenvs, caches and build output
+	rm -rf $(VENV) $(TOOLS_VENV) .aws-sam var
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

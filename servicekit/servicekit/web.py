@@ -1,0 +1,416 @@
+"""What every Flask service shares: app factory base, errors, request ids, access logs, auth.
+
+`create_service_app()` returns a Flask app and a flask-smorest `Api` wired so that:
+- every response carries `X-Request-Id` and every request logs one `http_request` line;
+- every failure (validation, malformed JSON, unknown route, wrong method, unexpected exception)
+  is an RFC 9457 problem, never HTML or a stack trace;
+- request validation failures are 400 with every field error listed at once;
+- `/health`, `/ready`, `/openapi.json` and `/docs` exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import marshmallow as ma
+import orjson
+from flask import Flask, Response, current_app, g, request
+from flask.json.provider import JSONProvider
+from flask.views import MethodView
+from flask_smorest import Api as SmorestApi
+from flask_smorest import Blueprint as SmorestBlueprint
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException
+
+from .auth import InvalidToken, Principal, TokenVerifier, bearer_token
+from .logging import log_event
+from .pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
+from .problems import PROBLEM_CONTENT_TYPE, Problem, flatten_errors, forbidden, unauthorized, validation_error
+from .request_id import REQUEST_ID_HEADER, accept_or_new, current_request_id, get_request_id
+
+access_log = logging.getLogger("http")
+error_log = logging.getLogger("errors")
+
+MAX_BODY_BYTES = 1024 * 1024
+BIGINT_MAX = 2**63 - 1
+
+
+# --- JSON -------------------------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class OrjsonProvider(JSONProvider):
+    """orjson for every JSON response: several times faster than the stdlib encoder."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        body = orjson.dumps(obj, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+        return self._app.response_class(body, mimetype="application/json")
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = current_app.response_class(
+        orjson.dumps(body, default=_json_default, option=orjson.OPT_NON_STR_KEYS),
+        status=status,
+        mimetype="application/json",
+    )
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+# --- Problems ---------------------------------------------------------------------------------
+
+
+def problem_response(problem: Problem) -> Response:
+    response = current_app.response_class(
+        orjson.dumps(problem.to_dict(get_request_id()), default=str),
+        status=problem.status,
+        mimetype=PROBLEM_CONTENT_TYPE,
+    )
+    for name, value in problem.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _snake(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def problem_from_http_exception(error: HTTPException) -> Problem:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    if status == 404:
+        return Problem(404, "not_found", f"No resource at {request.method} {request.path}")
+    if status == 405:
+        allowed = sorted(getattr(error, "valid_methods", None) or [])
+        return Problem(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.path}",
+            headers={"Allow": ", ".join(allowed)},
+        )
+    if status == 413:
+        return Problem(413, "payload_too_large", f"Request body exceeds {MAX_BODY_BYTES} bytes")
+    if errors and status in (400, 422):
+        return validation_error(flatten_errors(errors))
+    detail = data.get("message") or error.description or error.name
+    return Problem(status, _snake(error.name or "error"), detail)
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details (documentation only; responses are built by `problem_response`)."""
+
+    type = ma.fields.String(metadata={"description": "URI identifying the problem type"})
+    title = ma.fields.String()
+    status = ma.fields.Integer()
+    detail = ma.fields.String()
+    code = ma.fields.String(metadata={"description": "Stable machine-readable error code"})
+    request_id = ma.fields.String()
+    errors = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.List(ma.fields.String()),
+        metadata={"description": "Field errors, all at once: {field: [messages]}"},
+    )
+
+
+class Api(SmorestApi):
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+        return problem_response(problem_from_http_exception(error))
+
+
+class ProblemParser(FlaskParser):
+    """webargs parser whose failures are 400 problems listing every field error."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+
+    def handle_error(self, error, req, schema, *, error_status_code, error_headers):
+        raise validation_error(flatten_errors(error.messages))
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+        raise Problem(
+            400,
+            "malformed_json",
+            "Request body is not valid JSON",
+            errors={"body": ["Invalid JSON body."]},
+        )
+
+    def _raw_load_json(self, req):
+        # Accept a JSON body whatever the Content-Type says: `curl -d` sends form encoding by
+        # default, and "missing field" errors for a well-formed JSON body would mislead.
+        data = req.get_data(cache=True)
+        if not data or not data.strip():
+            return ma.missing
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            # orjson reports undecodable bytes with an empty `doc`, which webargs would
+            # otherwise read as "no body at all".
+            return self._handle_invalid_json_error(exc, req)
+
+
+class Blueprint(SmorestBlueprint):
+    ARGUMENTS_PARSER = ProblemParser()
+
+
+# --- Shared schemas ---------------------------------------------------------------------------
+
+
+class PageQuerySchema(ma.Schema):
+    limit = ma.fields.Integer(
+        load_default=DEFAULT_LIMIT,
+        validate=ma.validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": f"Page size, 1..{MAX_LIMIT}"},
+    )
+    cursor = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.Length(min=1, max=MAX_CURSOR_LENGTH),
+        metadata={"description": "Opaque cursor: next_cursor of the previous page"},
+    )
+
+
+class PaginationSchema(ma.Schema):
+    next_cursor = ma.fields.String(allow_none=True)
+    limit = ma.fields.Integer()
+
+
+def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
+    """`{"data": [item], "pagination": {...}}` for the OpenAPI document."""
+    return ma.Schema.from_dict(
+        {"data": ma.fields.List(ma.fields.Nested(item_schema)), "pagination": ma.fields.Nested(PaginationSchema)},
+        name=name,
+    )
+
+
+# --- Auth -------------------------------------------------------------------------------------
+
+_VERIFIER_KEY = "servicekit.verifier"
+BEARER_SECURITY = [{"bearerAuth": []}]
+
+
+def authenticate() -> Principal:
+    verifier: TokenVerifier = current_app.extensions[_VERIFIER_KEY]
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        raise unauthorized("Missing bearer token")
+    try:
+        principal = verifier.verify(token)
+    except InvalidToken as exc:
+        raise unauthorized(str(exc), code="invalid_token") from None
+    g.principal = principal
+    return principal
+
+
+def requires(*roles: str) -> Callable:
+    """Decorate a view: a valid token whose role is one of `roles` (admin, customer, service).
+
+    No or bad token is 401; a valid token with another role is 403 (so a user token on an
+    `/internal` route is refused even when it is perfectly valid).
+    """
+    allowed = frozenset(roles or ("admin", "customer", "service"))
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = authenticate()
+            if principal.role not in allowed:
+                raise forbidden(f"Role {principal.role!r} may not call this endpoint")
+            return view(*args, **kwargs)
+
+        return SmorestBlueprint.doc(security=BEARER_SECURITY)(wrapper)
+
+    return decorator
+
+
+def current_principal() -> Principal:
+    return g.principal
+
+
+def scoped_customer_id(principal: Principal, requested: int | None, *, field: str = "customer_id") -> int:
+    """The customer a request acts for.
+
+    Customer users act for themselves (naming another customer is a 403); admins and services
+    must name the customer explicitly.
+    """
+    if principal.is_privileged:
+        if requested is None:
+            raise validation_error({field: [f"{field} is required for admin and service callers."]})
+        return requested
+    if requested is not None and requested != principal.customer_id:
+        raise forbidden("A customer user may only act for its own customer")
+    assert principal.customer_id is not None
+    return principal.customer_id
+
+
+def log_context(**fields: Any) -> None:
+    """Attach ids (order_id, customer_id, ...) to this request's `http_request` log line."""
+    existing = g.get("log_fields")
+    if existing is None:
+        g.log_fields = dict(fields)
+    else:
+        existing.update(fields)
+
+
+# --- App factory ------------------------------------------------------------------------------
+
+
+def create_service_app(
+    service_name: str,
+    *,
+    title: str,
+    version: str,
+    description: str,
+    verifier: TokenVerifier | None,
+    readiness_check: Callable[[], None],
+) -> tuple[Flask, Api]:
+    app = Flask(service_name)
+    app.json = OrjsonProvider(app)
+    app.url_map.strict_slashes = False
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        API_TITLE=title,
+        API_VERSION=version,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        API_SPEC_OPTIONS={
+            "info": {"description": description},
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+            },
+        },
+    )
+    app.extensions[_VERIFIER_KEY] = verifier
+    app.extensions["servicekit.service_name"] = service_name
+
+    _install_request_hooks(app)
+    api = Api(app)
+    app.register_error_handler(Problem, problem_response)
+    app.register_error_handler(Exception, _unexpected_error)
+    api.register_blueprint(_health_blueprint(service_name, readiness_check))
+    return app, api
+
+
+def _unexpected_error(error: Exception) -> Response:
+    if isinstance(error, HTTPException):  # pragma: no cover - handled by Api
+        return problem_response(problem_from_http_exception(error))
+    error_log.error(
+        "unhandled_exception",
+        exc_info=error,
+        extra={"fields": {"method": request.method, "path": request.path}},
+    )
+    return problem_response(Problem(500, "internal_error", "An unexpected error occurred; it has been logged"))
+
+
+def _install_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _start_request() -> None:
+        request_id = accept_or_new(request.headers.get(REQUEST_ID_HEADER))
+        g.request_id = request_id
+        g.request_started = time.perf_counter()
+        g.request_id_token = current_request_id.set(request_id)
+
+    @app.after_request
+    def _finish_request(response: Response) -> Response:
+        request_id = g.get("request_id") or get_request_id() or accept_or_new(None)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        started = g.get("request_started")
+        fields: dict[str, Any] = {
+            "request_id": request_id,
+            "method": request.method,
+            "path": request.path,
+            "route": request.url_rule.rule if request.url_rule else None,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+        }
+        principal = g.get("principal")
+        if principal is not None:
+            fields["caller"] = principal.identity
+        extra = g.get("log_fields")
+        if extra:
+            fields.update(extra)
+        access_log.info("http_request", extra={"fields": fields})
+        return response
+
+    @app.teardown_request
+    def _reset_request_id(_exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            current_request_id.reset(token)
+
+
+class HealthSchema(ma.Schema):
+    status = ma.fields.String()
+    service = ma.fields.String()
+
+
+def _health_blueprint(service_name: str, readiness_check: Callable[[], None]) -> Blueprint:
+    blp = Blueprint("health", __name__, description="Liveness and readiness probes")
+
+    @blp.route("/health")
+    class Health(MethodView):
+        @blp.response(200, HealthSchema)
+        def get(self):
+            """Process is up"""
+            return {"status": "ok", "service": service_name}
+
+    @blp.route("/ready")
+    class Ready(MethodView):
+        @blp.response(200, HealthSchema)
+        @blp.alt_response(503, schema=ProblemSchema, description="A dependency is down")
+        def get(self):
+            """Database answers"""
+            try:
+                readiness_check()
+            except Exception as exc:  # any failure means "not ready", whatever the driver raised
+                log_event(error_log, "readiness_failed", logging.WARNING, error=type(exc).__name__)
+                raise Problem(503, "not_ready", "Database is not reachable", headers={"Retry-After": "5"}) from None
+            return {"status": "ready", "service": service_name}
+
+    return blp
+
+
+def int_path(name: str) -> str:
+    """A URL converter for ids that fit a signed BIGINT: `/orders/<int(max=...):order_id>`."""
+    return f"<int(max={BIGINT_MAX}):{name}>"
+
+
+__all__ = [
+    "Api",
+    "Blueprint",
+    "BEARER_SECURITY",
+    "PageQuerySchema",
+    "PaginationSchema",
+    "ProblemSchema",
+    "authenticate",
+    "create_service_app",
+    "current_principal",
+    "json_response",
+    "log_context",
+    "page_schema",
+    "problem_response",
+    "requires",
+    "scoped_customer_id",
+    "int_path",
+]
