@@ -1,0 +1,1 @@
+"""HTTP views of customers-service: validate, call one service function, answer."""

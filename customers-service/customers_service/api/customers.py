@@ -1,0 +1,83 @@
+"""/customers: admin management of B2B accounts; a customer user may read its own record."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from servicekit.db import transaction, unit_of_work
+from servicekit.problems import not_found
+from servicekit.web import Blueprint, ProblemSchema, current_principal, int_path, log_context, page_schema, requires
+
+from ..runtime import runtime
+from ..services import customers
+from .schemas import CustomerInSchema, CustomerPatchSchema, CustomerSchema, CustomerSearchQuerySchema
+
+blp = Blueprint("customers", __name__, url_prefix="/customers", description="B2B customer accounts")
+
+CustomerPageSchema = page_schema(CustomerSchema, "CustomerPage")
+
+
+@blp.route("")
+class CustomerCollection(MethodView):
+    @requires("admin", "service")
+    @blp.arguments(CustomerInSchema)
+    @blp.response(201, CustomerSchema)
+    @blp.alt_response(409, schema=ProblemSchema, description="Duplicate email (code duplicate_email)")
+    def post(self, body):
+        """Create a customer"""
+        created = transaction(runtime().session_factory, lambda s: customers.create_customer(s, **body))
+        log_context(customer_id=created["id"])
+        return created
+
+    @requires("admin", "service")
+    @blp.arguments(CustomerSearchQuerySchema, location="query")
+    @blp.response(200, CustomerPageSchema)
+    def get(self, query):
+        """Search customers by name or email, a cursor page at a time"""
+        with unit_of_work(runtime().session_factory) as session:
+            return customers.search_customers(
+                session, search=query["search"], limit=query["limit"], cursor=query["cursor"]
+            )
+
+
+@blp.route(f"/{int_path('customer_id')}")
+class CustomerItem(MethodView):
+    @requires("admin", "customer", "service")
+    @blp.response(200, CustomerSchema)
+    @blp.alt_response(404, schema=ProblemSchema, description="Unknown, deleted, or another customer's record")
+    def get(self, customer_id):
+        """Get a customer (admins, or the customer's own users)"""
+        log_context(customer_id=customer_id)
+        if not current_principal().can_act_for(customer_id):
+            raise not_found("Customer", customer_id)  # not 403: do not reveal that it exists
+        with unit_of_work(runtime().session_factory) as session:
+            return customers.get_customer(session, customer_id)
+
+    @requires("admin", "service")
+    @blp.arguments(CustomerInSchema)
+    @blp.response(200, CustomerSchema)
+    @blp.alt_response(404, schema=ProblemSchema)
+    @blp.alt_response(409, schema=ProblemSchema)
+    def put(self, body, customer_id):
+        """Replace a customer (an omitted phone is cleared)"""
+        log_context(customer_id=customer_id)
+        changes = {"name": body["name"], "email": body["email"], "phone": body.get("phone")}
+        return transaction(runtime().session_factory, lambda s: customers.update_customer(s, customer_id, changes))
+
+    @requires("admin", "service")
+    @blp.arguments(CustomerPatchSchema)
+    @blp.response(200, CustomerSchema)
+    @blp.alt_response(404, schema=ProblemSchema)
+    @blp.alt_response(409, schema=ProblemSchema)
+    def patch(self, body, customer_id):
+        """Change some fields of a customer"""
+        log_context(customer_id=customer_id)
+        return transaction(runtime().session_factory, lambda s: customers.update_customer(s, customer_id, body))
+
+    @requires("admin", "service")
+    @blp.response(204)
+    @blp.alt_response(404, schema=ProblemSchema)
+    def delete(self, customer_id):
+        """Soft-delete a customer: gone from reads, no new orders; its orders stay"""
+        log_context(customer_id=customer_id)
+        transaction(runtime().session_factory, lambda s: customers.delete_customer(s, customer_id))

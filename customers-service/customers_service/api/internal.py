@@ -1,0 +1,26 @@
+"""/internal: for other services' tokens only."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from servicekit.db import unit_of_work
+from servicekit.web import Blueprint, ProblemSchema, int_path, log_context, requires
+
+from ..runtime import runtime
+from ..services import customers
+from .schemas import CustomerSchema
+
+blp = Blueprint("internal", __name__, url_prefix="/internal", description="Service-to-service endpoints")
+
+
+@blp.route(f"/customers/{int_path('customer_id')}")
+class InternalCustomer(MethodView):
+    @requires("service")
+    @blp.response(200, CustomerSchema)
+    @blp.alt_response(404, schema=ProblemSchema, description="Unknown or soft-deleted customer")
+    def get(self, customer_id):
+        """Look up a live customer (used by orders-service and the BFF to validate customers)"""
+        log_context(customer_id=customer_id)
+        with unit_of_work(runtime().session_factory) as session:
+            return customers.get_customer(session, customer_id)

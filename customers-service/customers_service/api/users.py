@@ -1,0 +1,49 @@
+"""/auth/login and /users."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from servicekit.db import transaction
+from servicekit.web import Blueprint, ProblemSchema, log_context, requires
+
+from ..runtime import runtime
+from ..services import users
+from .schemas import LoginInSchema, LoginSchema, UserInSchema, UserSchema
+
+blp = Blueprint("users", __name__, description="Login users and authentication")
+
+
+@blp.route("/auth/login")
+class Login(MethodView):
+    @blp.arguments(LoginInSchema)
+    @blp.response(200, LoginSchema)
+    @blp.alt_response(401, schema=ProblemSchema, description="Wrong username or password")
+    def post(self, body):
+        """Exchange username and password for a user token"""
+        rt = runtime()
+        result = transaction(
+            rt.session_factory,
+            lambda s: users.login(
+                s,
+                username=body["username"],
+                password=body["password"],
+                ring=rt.settings.user_jwt_keys,
+                ttl_seconds=rt.settings.user_token_ttl_seconds,
+            ),
+        )
+        log_context(user_id=result["user"]["id"], customer_id=result["user"]["customer_id"])
+        return result
+
+
+@blp.route("/users")
+class UserCollection(MethodView):
+    @requires("admin", "service")
+    @blp.arguments(UserInSchema)
+    @blp.response(201, UserSchema)
+    @blp.alt_response(409, schema=ProblemSchema, description="Username taken (code duplicate_username)")
+    def post(self, body):
+        """Create a login user (an admin, or a customer user bound to a customer)"""
+        created = transaction(runtime().session_factory, lambda s: users.create_user(s, **body))
+        log_context(user_id=created["id"], customer_id=created["customer_id"])
+        return created

@@ -1,0 +1,1 @@
+"""Business rules of customers-service: plain functions over a Session, raising Problems."""

@@ -1,0 +1,119 @@
+"""Login users and authentication.
+
+Passwords are stored as argon2id hashes (salted, memory-hard; argon2-cffi's RFC 9106 profile)
+and rehashed on login when the parameters are raised. Unknown usernames cost the same as wrong
+passwords, so response times do not reveal which usernames exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from servicekit.auth import KeyRing, mint_user_token
+from servicekit.db import is_duplicate_key
+from servicekit.problems import Problem, conflict, validation_error
+from servicekit.timeutil import iso_utc, utcnow
+
+from .. import repository
+from ..models import User
+
+password_hasher = PasswordHasher()
+# Verified against when the username is unknown, to keep timing uniform.
+_DUMMY_HASH = password_hasher.hash("timing-equaliser-not-a-real-password")
+
+
+def user_to_dict(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "customer_id": user.customer_id,
+        "created_at": iso_utc(user.created_at),
+        "updated_at": iso_utc(user.updated_at),
+    }
+
+
+def create_user(
+    session: Session, *, username: str, password: str, role: str, customer_id: int | None
+) -> dict[str, Any]:
+    username = username.strip()
+    if role == "customer" and customer_id is None:
+        raise validation_error({"customer_id": ["Required for role 'customer'."]})
+    if role == "admin" and customer_id is not None:
+        raise validation_error({"customer_id": ["Must be empty for role 'admin'."]})
+    if customer_id is not None and repository.get_live_customer(session, customer_id) is None:
+        raise validation_error({"customer_id": [f"Customer {customer_id} does not exist."]})
+    if repository.username_taken(session, username):
+        raise conflict("duplicate_username", f"Username {username} is taken")
+    now = utcnow()
+    user = User(
+        username=username,
+        password_hash=password_hasher.hash(password),
+        role=role,
+        customer_id=customer_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if is_duplicate_key(exc):
+            raise conflict("duplicate_username", f"Username {username} is taken") from None
+        raise
+    return user_to_dict(user)
+
+
+def _invalid_credentials() -> Problem:
+    return Problem(
+        401,
+        "invalid_credentials",
+        "Username or password is incorrect",
+        headers={"WWW-Authenticate": 'Bearer realm="b2b-platform"'},
+    )
+
+
+def login(session: Session, *, username: str, password: str, ring: KeyRing, ttl_seconds: int) -> dict[str, Any]:
+    user = repository.get_user_by_username(session, username.strip())
+    if user is None:
+        _verify_quietly(_DUMMY_HASH, password)
+        raise _invalid_credentials()
+    if not _verify_quietly(user.password_hash, password):
+        raise _invalid_credentials()
+    # A soft-deleted customer's users can no longer log in.
+    if user.customer_id is not None and repository.get_live_customer(session, user.customer_id) is None:
+        raise _invalid_credentials()
+    if password_hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = password_hasher.hash(password)
+        user.updated_at = utcnow()
+    token = mint_user_token(
+        ring, user_id=user.id, role=user.role, customer_id=user.customer_id, ttl_seconds=ttl_seconds
+    )
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": ttl_seconds,
+        "user": {"id": user.id, "username": user.username, "role": user.role, "customer_id": user.customer_id},
+    }
+
+
+def _verify_quietly(password_hash: str, password: str) -> bool:
+    try:
+        return password_hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def ensure_user(
+    session: Session, *, username: str, password: str, role: str, customer_id: int | None
+) -> tuple[dict[str, Any], bool]:
+    """Create the user unless the username exists (demo seeding); returns (user, created)."""
+    existing = repository.get_user_by_username(session, username)
+    if existing is not None:
+        return user_to_dict(existing), False
+    return create_user(session, username=username, password=password, role=role, customer_id=customer_id), True
