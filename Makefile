@@ -18,7 +18,8 @@ REQUIREMENTS := requirements-dev.txt servicekit/pyproject.toml \
 	$(wildcard */requirements.txt */pyproject.toml requirements-tools.txt)
 # Every component with a pyproject.toml is installed editable into the one dev venv.
 EDITABLES := $(foreach p,$(wildcard */pyproject.toml),-e ./$(patsubst %/,%,$(dir $(p))))
-TEST_DIRS := $(wildcard servicekit/tests customers-service/tests orders-service/tests orchestrator-lambda/tests)
+TEST_DIRS := $(wildcard servicekit/tests scripts/tests customers-service/tests orders-service/tests \
+	orchestrator-lambda/tests)
 
 .PHONY: help
 help: ## list the targets
@@ -32,6 +33,13 @@ $(STAMP): $(REQUIREMENTS)
 
 .PHONY: install
 install: $(STAMP) ## create .venv and install every component and tool
+
+.PHONY: env
+env: .env ## create .env from .env.example with fresh random secrets (kept if it exists)
+
+.env: .env.example
+	@test -f .env && echo ".env exists (delete it or run scripts/make_env.py --force to regenerate)" \
+		|| python3 scripts/make_env.py
 
 .PHONY: lint
 lint: $(STAMP) ## ruff

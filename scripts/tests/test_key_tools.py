@@ -1,0 +1,140 @@
+"""The secret tools: .env generation, token minting, zero-downtime key rotation."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from servicekit.auth import KeyRing, TokenVerifier, mint_service_token
+
+SCRIPTS = Path(__file__).resolve().parents[1]
+ROOT = SCRIPTS.parent
+
+
+def run(script: str, *args: str, env_file: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args, *(["--env-file", str(env_file)] if env_file else [])],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+
+
+@pytest.fixture
+def env_file(tmp_path):
+    output = tmp_path / ".env"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "make_env.py"), "--output", str(output)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return output
+
+
+def values(path: Path) -> dict[str, str]:
+    return {
+        line.partition("=")[0]: line.partition("=")[2]
+        for line in path.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+
+
+def test_make_env_fills_every_secret_and_keeps_the_rest(env_file, tmp_path):
+    generated = values(env_file)
+    for name in ("USER_JWT_KEYS", "SERVICE_JWT_KEYS"):
+        KeyRing.parse(generated[name])
+    assert generated["USER_JWT_KEYS"] != generated["SERVICE_JWT_KEYS"]
+    for name in ("DEMO_ADMIN_PASSWORD", "DEMO_USER_PASSWORD", "MYSQL_ROOT_PASSWORD"):
+        assert len(generated[name]) >= 20 and "#" not in generated[name]
+    assert generated["CANCEL_WINDOW_SECONDS"] == "600"
+    assert env_file.stat().st_mode & 0o077 == 0
+    # A second run leaves the existing file (and its secrets) alone.
+    subprocess.run([sys.executable, str(SCRIPTS / "make_env.py"), "--output", str(env_file)], check=True)
+    assert values(env_file) == generated
+    example_secrets = [
+        line for line in (ROOT / ".env.example").read_text().splitlines() if "# secret:" in line and "=" in line
+    ]
+    assert all(line.split("=", 1)[1].split("#")[0].strip() == "" for line in example_secrets)
+
+
+def test_minted_service_token_verifies(env_file):
+    result = run("mint_token.py", "service", "--caller", "payments", "--audience", "orders-service", env_file=None)
+    assert result.returncode != 0  # no ring in the environment and no .env given
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "mint_token.py"),
+            "--env-file",
+            str(env_file),
+            "service",
+            "--caller",
+            "payments",
+            "--audience",
+            "orders-service",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    ring = KeyRing.parse(values(env_file)["SERVICE_JWT_KEYS"])
+    verifier = TokenVerifier(
+        service_name="orders-service", user_ring=None, service_ring=ring, trusted_callers={"payments"}
+    )
+    assert verifier.verify(result.stdout.strip()).subject == "payments"
+
+
+def test_rotation_add_then_retire_without_downtime(env_file):
+    old_value = values(env_file)["SERVICE_JWT_KEYS"]
+    old_ring = KeyRing.parse(old_value)
+    token_from_old_key = mint_service_token(old_ring, caller="sweeper", audience="orders-service")
+
+    subprocess.run(
+        [sys.executable, str(SCRIPTS / "rotate_jwt_key.py"), "add", "SERVICE_JWT_KEYS", "--env-file", str(env_file)],
+        check=True,
+        capture_output=True,
+    )
+    rotated = KeyRing.parse(values(env_file)["SERVICE_JWT_KEYS"])
+    assert rotated.signing_kid != old_ring.signing_kid and set(old_ring.keys) < set(rotated.keys)
+    verifier = TokenVerifier(
+        service_name="orders-service", user_ring=None, service_ring=rotated, trusted_callers={"sweeper"}
+    )
+    assert verifier.verify(token_from_old_key).subject == "sweeper"  # old tokens still accepted
+
+    refused = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "rotate_jwt_key.py"),
+            "retire",
+            "SERVICE_JWT_KEYS",
+            "--kid",
+            rotated.signing_kid,
+            "--env-file",
+            str(env_file),
+        ],
+        capture_output=True,
+    )
+    assert refused.returncode != 0
+    subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "rotate_jwt_key.py"),
+            "retire",
+            "SERVICE_JWT_KEYS",
+            "--kid",
+            old_ring.signing_kid,
+            "--env-file",
+            str(env_file),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    retired = KeyRing.parse(values(env_file)["SERVICE_JWT_KEYS"])
+    assert set(retired.keys) == {rotated.signing_kid}
+    fresh = TokenVerifier(
+        service_name="orders-service", user_ring=None, service_ring=retired, trusted_callers={"sweeper"}
+    )
+    from servicekit.auth import InvalidToken
+
+    with pytest.raises(InvalidToken):
+        fresh.verify(token_from_old_key)
