@@ -20,10 +20,15 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def is_sane_id(candidate: str | None) -> bool:
+    """At most 128 chars of `[A-Za-z0-9._-]`: safe in headers, log lines and SQS attributes."""
+    return bool(candidate) and _SANE_REQUEST_ID.fullmatch(candidate) is not None
+
+
 def accept_or_new(candidate: str | None) -> str:
     """The caller's id if it is at most 128 chars of `[A-Za-z0-9._-]`, else a fresh one."""
-    if candidate and _SANE_REQUEST_ID.fullmatch(candidate):
-        return candidate
+    if is_sane_id(candidate):
+        return candidate  # type: ignore[return-value]
     return new_request_id()
 
 

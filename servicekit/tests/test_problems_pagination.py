@@ -2,7 +2,7 @@ import pytest
 
 from servicekit.pagination import decode_cursor, encode_cursor, page
 from servicekit.problems import Problem, flatten_errors, problem_body
-from servicekit.request_id import accept_or_new
+from servicekit.request_id import accept_or_new, is_sane_id
 
 
 def test_flatten_errors_drops_location_and_nests_paths():
@@ -77,6 +77,7 @@ def test_page_envelope():
     ],
 )
 def test_request_id_acceptance(given, kept):
+    assert is_sane_id(given) is kept
     result = accept_or_new(given)
     assert (result == given) is kept
     assert 1 <= len(result) <= 128

@@ -1,0 +1,1 @@
+"""HTTP layer: flask-smorest blueprints with thin MethodViews and their marshmallow schemas."""

@@ -1,0 +1,118 @@
+"""Orders: create (items or cart checkout), confirm, cancel, read.
+
+The hot paths return the service's dicts directly (documented with `alt_response`); the
+service layer already built exactly the SPEC §5 shape.
+"""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from servicekit.web import Blueprint, current_principal, int_path, log_context, requires
+
+from ..services import orders
+from .common import (
+    idempotency_key_parameters,
+    outcome_response,
+    problem_responses,
+    read_idempotency_key,
+    service_context,
+)
+from .schemas import OrderCreateSchema, OrderListQuerySchema, OrderPageSchema, OrderSchema
+
+blp = Blueprint("orders", __name__, description="Orders and their lifecycle (SPEC §6)")
+
+ORDER_PATH = f"/orders/{int_path('order_id')}"
+
+
+@blp.route("/orders")
+class Orders(MethodView):
+    @requires("admin", "customer", "service")
+    @blp.arguments(OrderListQuerySchema, location="query")
+    @blp.alt_response(200, schema=OrderPageSchema, success=True, description="Newest first")
+    @problem_responses(blp, 400, 401, 403)
+    def get(self, query):
+        """List orders (customer users: their own)"""
+        return orders.list_orders(service_context(), current_principal(), query)
+
+    @requires("admin", "customer", "service")
+    @blp.arguments(OrderCreateSchema)
+    @blp.doc(parameters=idempotency_key_parameters(required=False))
+    @blp.alt_response(201, schema=OrderSchema, success=True, description="Created, stock reserved")
+    @problem_responses(
+        blp,
+        400,
+        401,
+        403,
+        404,
+        409,
+        422,
+        503,
+        s404="Unknown customer or product",
+        s409="`insufficient_stock` (with product_id, requested, available), `cart_empty`, `idempotency_in_flight`",
+        s503="customers-service is unavailable",
+    )
+    def post(self, body):
+        """Create an order from items or from the cart; reserves stock, all or nothing"""
+        if body.get("customer_id") is not None:
+            log_context(customer_id=body["customer_id"])
+        key = read_idempotency_key(required=False)
+        outcome = orders.create_order(service_context(), current_principal(), body, key)
+        log_context(order_id=outcome.body["id"], customer_id=outcome.body["customer_id"])
+        return outcome_response(outcome)
+
+
+@blp.route(ORDER_PATH)
+class OrderById(MethodView):
+    @requires("admin", "customer", "service")
+    @blp.alt_response(200, schema=OrderSchema, success=True)
+    @problem_responses(blp, 401, 404)
+    def get(self, order_id):
+        """Get one order"""
+        log_context(order_id=order_id)
+        order = orders.get_order(service_context(), current_principal(), order_id)
+        log_context(customer_id=order["customer_id"])
+        return order
+
+
+@blp.route(f"{ORDER_PATH}/confirm")
+class OrderConfirm(MethodView):
+    @requires("admin", "customer", "service")
+    @blp.doc(parameters=idempotency_key_parameters(required=True))
+    @blp.alt_response(200, schema=OrderSchema, success=True, description="CONFIRMED, payment PENDING")
+    @problem_responses(
+        blp,
+        400,
+        401,
+        404,
+        409,
+        422,
+        s400="`idempotency_key_required`",
+        s409="`invalid_state_transition` (with current_status), `idempotency_in_flight`",
+    )
+    def post(self, order_id):
+        """Confirm a CREATED order (Idempotency-Key required)"""
+        log_context(order_id=order_id)
+        key = read_idempotency_key(required=True)
+        outcome = orders.confirm_order(service_context(), current_principal(), order_id, key)
+        log_context(customer_id=outcome.body["customer_id"])
+        return outcome_response(outcome)
+
+
+@blp.route(f"{ORDER_PATH}/cancel")
+class OrderCancel(MethodView):
+    @requires("admin", "customer", "service")
+    @blp.alt_response(200, schema=OrderSchema, success=True, description="CANCELED, stock returned")
+    @problem_responses(
+        blp,
+        401,
+        404,
+        409,
+        s409="`invalid_state_transition` (PAID, CANCELED) or `cancel_window_expired`",
+    )
+    def post(self, order_id):
+        """Cancel: CREATED any time, CONFIRMED within CANCEL_WINDOW_SECONDS while payment is PENDING"""
+        log_context(order_id=order_id)
+        order = orders.cancel_order(service_context(), current_principal(), order_id)
+        log_context(customer_id=order["customer_id"])
+        return order

@@ -1,0 +1,63 @@
+"""Products: catalogue reads for every caller, writes for admins."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from servicekit.web import Blueprint, PageQuerySchema, int_path, requires
+
+from ..services import products
+from .common import problem_responses, service_context
+from .schemas import ProductCreateSchema, ProductPageSchema, ProductSchema, ProductUpdateSchema, RestockSchema
+
+blp = Blueprint("products", __name__, description="Catalogue and stock (writes: admin)")
+
+PRODUCT_PATH = f"/products/{int_path('product_id')}"
+
+
+@blp.route("/products")
+class Products(MethodView):
+    @requires("admin", "customer", "service")
+    @blp.arguments(PageQuerySchema, location="query")
+    @blp.response(200, ProductPageSchema)
+    @problem_responses(blp, 400, 401)
+    def get(self, query):
+        """List products, by id"""
+        return products.list_products(service_context(), limit=query["limit"], cursor=query["cursor"])
+
+    @requires("admin")
+    @blp.arguments(ProductCreateSchema)
+    @blp.response(201, ProductSchema)
+    @problem_responses(blp, 400, 401, 403, 409, s409="`duplicate_sku`")
+    def post(self, body):
+        """Create a product (admin)"""
+        return products.create_product(service_context(), body)
+
+
+@blp.route(PRODUCT_PATH)
+class ProductById(MethodView):
+    @requires("admin", "customer", "service")
+    @blp.response(200, ProductSchema)
+    @problem_responses(blp, 401, 404)
+    def get(self, product_id):
+        """Get one product"""
+        return products.get_product(service_context(), product_id)
+
+    @requires("admin")
+    @blp.arguments(ProductUpdateSchema)
+    @blp.response(200, ProductSchema)
+    @problem_responses(blp, 400, 401, 403, 404)
+    def patch(self, body, product_id):
+        """Change a product's name or price (admin); existing orders keep their prices"""
+        return products.update_product(service_context(), product_id, body)
+
+
+@blp.route(f"{PRODUCT_PATH}/restock")
+class ProductRestock(MethodView):
+    @requires("admin")
+    @blp.arguments(RestockSchema)
+    @blp.response(200, ProductSchema)
+    @problem_responses(blp, 400, 401, 403, 404)
+    def post(self, body, product_id):
+        """Add received stock atomically (admin)"""
+        return products.restock_product(service_context(), product_id, body["qty"])

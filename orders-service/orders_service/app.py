@@ -1,0 +1,95 @@
+"""The Flask application: servicekit's base plus this service's blueprints and dependencies."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from sqlalchemy.exc import OperationalError
+
+from servicekit.auth import ServiceTokenMinter, TokenVerifier
+from servicekit.db import is_retryable, make_engine, make_session_factory, mysql_error_code, ping
+from servicekit.http_client import ServiceClient
+from servicekit.logging import configure_logging, log_event
+from servicekit.problems import Problem, dependency_unavailable
+from servicekit.web import create_service_app, problem_response
+
+from .api import carts, internal, orders, products
+from .api.common import CONTEXT_KEY
+from .config import CUSTOMERS_SERVICE_NAME, SERVICE_NAME, TRUSTED_CALLERS, Settings, ensure_sqlite_directory
+from .services.context import ServiceContext
+from .services.customers import CustomerDirectory
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+DESCRIPTION = """Products, carts, orders with stock reservations, and payment outcomes.
+
+Errors are RFC 9457 problems (`application/problem+json`) with a stable `code`.
+`POST /orders` and `POST /orders/{order_id}/confirm` take an `Idempotency-Key`.
+"""
+
+# Client-side MySQL errors meaning the server cannot be reached or the connection died.
+_CONNECTION_ERRORS = frozenset({2002, 2003, 2005, 2006, 2013, 2055})
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    configure_logging(SERVICE_NAME, settings.log_level)
+
+    ensure_sqlite_directory(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        lock_wait_timeout_seconds=settings.db_lock_wait_timeout_seconds,
+    )
+    minter = ServiceTokenMinter(
+        settings.service_jwt_keys,
+        SERVICE_NAME,
+        ttl_seconds=settings.service_token_ttl_seconds,
+        refresh_margin_seconds=min(60, settings.service_token_ttl_seconds // 4),
+    )
+    customers_client = ServiceClient(
+        settings.customers_api_url,
+        audience=CUSTOMERS_SERVICE_NAME,
+        minter=minter,
+        connect_timeout=settings.downstream_connect_timeout_seconds,
+        read_timeout=settings.downstream_timeout_seconds,
+        retries=settings.downstream_retries,
+    )
+    context = ServiceContext(
+        settings=settings,
+        session_factory=make_session_factory(engine),
+        customers=CustomerDirectory(customers_client, cache_ttl_seconds=settings.customer_cache_ttl_seconds),
+    )
+    verifier = TokenVerifier(
+        service_name=SERVICE_NAME,
+        user_ring=settings.user_jwt_keys,
+        service_ring=settings.service_jwt_keys,
+        trusted_callers=TRUSTED_CALLERS,
+    )
+    app, api = create_service_app(
+        SERVICE_NAME,
+        title=SERVICE_NAME,
+        version=API_VERSION,
+        description=DESCRIPTION,
+        verifier=verifier,
+        readiness_check=lambda: ping(engine),
+    )
+    app.extensions[CONTEXT_KEY] = context
+    app.extensions["orders_service.engine"] = engine
+    app.register_error_handler(OperationalError, _database_error)
+    for module in (products, carts, orders, internal):
+        api.register_blueprint(module.blp)
+    return app
+
+
+def _database_error(error: OperationalError):
+    """The database is unreachable, or stayed locked through every retry: a 503, not a 500."""
+    code = mysql_error_code(error)
+    if code in _CONNECTION_ERRORS or is_retryable(error) or getattr(error, "connection_invalidated", False):
+        log_event(log, "database_unavailable", logging.WARNING, mysql_error=code)
+        return problem_response(dependency_unavailable("database", "The database is unavailable, try again shortly"))
+    log.error("unhandled_database_error", exc_info=error)
+    return problem_response(Problem(500, "internal_error", "An unexpected error occurred; it has been logged"))

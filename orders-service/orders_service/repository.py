@@ -1,0 +1,409 @@
+"""Small query functions over orders_db. Each takes the request's Session and never commits.
+
+Core statements throughout: the hot paths (reserve, confirm, cancel) are a handful of round
+trips, and multi-row changes are single statements (one UPDATE with CASE, one multi-row INSERT).
+`FOR UPDATE` is dropped by SQLite's dialect, where BEGIN IMMEDIATE already serialises writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, case, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from .models import (
+    CANCELED,
+    CONFIRMED,
+    CREATED,
+    NOT_REQUESTED,
+    PENDING,
+    cart_items_table,
+    carts_table,
+    idempotency_keys_table,
+    order_items_table,
+    orders_table,
+    products_table,
+)
+
+products = products_table
+carts = carts_table
+cart_items = cart_items_table
+orders = orders_table
+order_items = order_items_table
+idempotency_keys = idempotency_keys_table
+
+PRODUCT_COLUMNS = (
+    products.c.id,
+    products.c.sku,
+    products.c.name,
+    products.c.price_cents,
+    products.c.stock,
+    products.c.created_at,
+    products.c.updated_at,
+)
+ORDER_COLUMNS = (
+    orders.c.id,
+    orders.c.customer_id,
+    orders.c.status,
+    orders.c.payment_status,
+    orders.c.total_cents,
+    orders.c.created_at,
+    orders.c.confirmed_at,
+    orders.c.paid_at,
+    orders.c.canceled_at,
+    orders.c.cancel_reason,
+    orders.c.updated_at,
+)
+
+
+def _upsert(session: Session, table, values: Mapping[str, Any], key: Sequence[str], update_columns: Sequence[str]):
+    """INSERT, or UPDATE `update_columns` when the key exists (MySQL/MariaDB or SQLite)."""
+    if session.get_bind().dialect.name == "sqlite":
+        stmt = sqlite_insert(table).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(key), set_={c: getattr(stmt.excluded, c) for c in update_columns}
+        )
+    else:
+        stmt = mysql_insert(table).values(**values)
+        stmt = stmt.on_duplicate_key_update({c: getattr(stmt.inserted, c) for c in update_columns})
+    session.execute(stmt)
+
+
+# --- Products ---------------------------------------------------------------------------------
+
+
+def insert_product(session: Session, *, sku: str, name: str, price_cents: int, stock: int, now: datetime) -> int:
+    result = session.execute(
+        insert(products).values(
+            sku=sku,
+            name=name,
+            price_cents=price_cents,
+            stock=stock,
+            stock_received=stock,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def get_product(session: Session, product_id: int) -> Row | None:
+    return session.execute(select(*PRODUCT_COLUMNS).where(products.c.id == product_id)).first()
+
+
+def product_exists(session: Session, product_id: int) -> bool:
+    return session.execute(select(products.c.id).where(products.c.id == product_id)).first() is not None
+
+
+def list_products(session: Session, *, after_id: int | None, limit: int) -> list[Row]:
+    stmt = select(*PRODUCT_COLUMNS).order_by(products.c.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(products.c.id > after_id)
+    return list(session.execute(stmt))
+
+
+def existing_skus(session: Session, skus: Iterable[str]) -> set[str]:
+    return set(session.execute(select(products.c.sku).where(products.c.sku.in_(list(skus)))).scalars())
+
+
+def update_product(session: Session, product_id: int, changes: Mapping[str, Any], now: datetime) -> bool:
+    result = session.execute(update(products).where(products.c.id == product_id).values(**changes, updated_at=now))
+    return result.rowcount > 0
+
+
+def add_stock(session: Session, product_id: int, qty: int, now: datetime) -> bool:
+    """Restock: one atomic UPDATE, and the delivery is counted in stock_received."""
+    result = session.execute(
+        update(products)
+        .where(products.c.id == product_id)
+        .values(
+            stock=products.c.stock + qty,
+            stock_received=products.c.stock_received + qty,
+            updated_at=now,
+        )
+    )
+    return result.rowcount > 0
+
+
+def lock_products(session: Session, product_ids: Iterable[int]) -> list[Row]:
+    """Lock the products of one reservation in id order (one fixed order: no lock cycles)."""
+    stmt = (
+        select(products.c.id, products.c.sku, products.c.price_cents, products.c.stock)
+        .where(products.c.id.in_(sorted(product_ids)))
+        .order_by(products.c.id)
+        .with_for_update()
+    )
+    return list(session.execute(stmt))
+
+
+def change_stock(session: Session, delta_by_product: Mapping[int, int], now: datetime) -> None:
+    """Add a (possibly negative) delta to several products' stock in one UPDATE.
+
+    The rows are updated in primary key order, so a release takes its locks in the same
+    order a reservation does.
+    """
+    if not delta_by_product:
+        return
+    delta = case(dict(delta_by_product), value=products.c.id)
+    session.execute(
+        update(products)
+        .where(products.c.id.in_(sorted(delta_by_product)))
+        .values(stock=products.c.stock + delta, updated_at=now)
+    )
+
+
+# --- Carts ------------------------------------------------------------------------------------
+
+
+def lock_or_create_cart(session: Session, customer_id: int, now: datetime) -> None:
+    """Create the customer's cart row if needed and hold its lock until commit."""
+    _upsert(
+        session,
+        carts,
+        {"customer_id": customer_id, "created_at": now, "updated_at": now},
+        key=("customer_id",),
+        update_columns=("updated_at",),
+    )
+
+
+def lock_cart(session: Session, customer_id: int) -> bool:
+    """Lock the customer's cart row; False when the customer never had a cart."""
+    stmt = select(carts.c.customer_id).where(carts.c.customer_id == customer_id).with_for_update()
+    return session.execute(stmt).first() is not None
+
+
+def cart_lines(session: Session, customer_id: int) -> list[Row]:
+    stmt = (
+        select(
+            cart_items.c.product_id,
+            cart_items.c.qty,
+            products.c.sku,
+            products.c.name,
+            products.c.price_cents,
+        )
+        .join(products, products.c.id == cart_items.c.product_id)
+        .where(cart_items.c.customer_id == customer_id)
+        .order_by(cart_items.c.product_id)
+    )
+    return list(session.execute(stmt))
+
+
+def cart_quantities(session: Session, customer_id: int) -> dict[int, int]:
+    stmt = select(cart_items.c.product_id, cart_items.c.qty).where(cart_items.c.customer_id == customer_id)
+    return {row.product_id: row.qty for row in session.execute(stmt)}
+
+
+def cart_product_ids(session: Session, customer_id: int) -> set[int]:
+    stmt = select(cart_items.c.product_id).where(cart_items.c.customer_id == customer_id)
+    return set(session.execute(stmt).scalars())
+
+
+def put_cart_item(session: Session, customer_id: int, product_id: int, qty: int, now: datetime) -> None:
+    _upsert(
+        session,
+        cart_items,
+        {"customer_id": customer_id, "product_id": product_id, "qty": qty, "created_at": now, "updated_at": now},
+        key=("customer_id", "product_id"),
+        update_columns=("qty", "updated_at"),
+    )
+
+
+def delete_cart_items(session: Session, customer_id: int, product_ids: Iterable[int]) -> None:
+    ids = sorted(product_ids)
+    if ids:
+        session.execute(
+            delete(cart_items).where(cart_items.c.customer_id == customer_id, cart_items.c.product_id.in_(ids))
+        )
+
+
+# --- Orders -----------------------------------------------------------------------------------
+
+
+def insert_order(session: Session, *, customer_id: int, total_cents: int, now: datetime) -> int:
+    result = session.execute(
+        insert(orders).values(
+            customer_id=customer_id,
+            status=CREATED,
+            payment_status=NOT_REQUESTED,
+            total_cents=total_cents,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def insert_order_items(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """All lines in one multi-row INSERT (executemany is batched by the driver)."""
+    session.execute(insert(order_items), list(rows))
+
+
+def get_order(session: Session, order_id: int) -> Row | None:
+    return session.execute(select(*ORDER_COLUMNS).where(orders.c.id == order_id)).first()
+
+
+def lock_order(session: Session, order_id: int) -> Row | None:
+    """The order's row lock: every transition of one order is serialised on it."""
+    return session.execute(select(*ORDER_COLUMNS).where(orders.c.id == order_id).with_for_update()).first()
+
+
+def items_by_order(session: Session, order_ids: Sequence[int]) -> dict[int, list[Row]]:
+    """The lines of many orders in one query (no N+1 on lists)."""
+    grouped: dict[int, list[Row]] = {order_id: [] for order_id in order_ids}
+    if not order_ids:
+        return grouped
+    stmt = (
+        select(
+            order_items.c.order_id,
+            order_items.c.product_id,
+            order_items.c.sku,
+            order_items.c.qty,
+            order_items.c.unit_price_cents,
+        )
+        .where(order_items.c.order_id.in_(list(order_ids)))
+        .order_by(order_items.c.order_id, order_items.c.product_id)
+    )
+    for row in session.execute(stmt):
+        grouped[row.order_id].append(row)
+    return grouped
+
+
+def set_order_fields(session: Session, order_id: int, now: datetime, **fields: Any) -> None:
+    session.execute(update(orders).where(orders.c.id == order_id).values(**fields, updated_at=now))
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    customer_id: int | None = None
+    status: str | None = None
+    created_from: datetime | None = None  # inclusive
+    created_to: datetime | None = None  # exclusive
+
+
+def list_orders(session: Session, where: OrderFilter, *, before_id: int | None, limit: int) -> list[Row]:
+    """Newest first by id; keyset pagination on id."""
+    stmt = select(*ORDER_COLUMNS).order_by(orders.c.id.desc()).limit(limit)
+    if where.customer_id is not None:
+        stmt = stmt.where(orders.c.customer_id == where.customer_id)
+    if where.status is not None:
+        stmt = stmt.where(orders.c.status == where.status)
+    if where.created_from is not None:
+        stmt = stmt.where(orders.c.created_at >= where.created_from)
+    if where.created_to is not None:
+        stmt = stmt.where(orders.c.created_at < where.created_to)
+    if before_id is not None:
+        stmt = stmt.where(orders.c.id < before_id)
+    return list(session.execute(stmt))
+
+
+def overdue_payments(
+    session: Session, *, confirmed_before: datetime, after: tuple[datetime, int] | None, limit: int
+) -> list[Row]:
+    """CONFIRMED orders still waiting for payment, oldest confirmation first."""
+    stmt = (
+        select(orders.c.id, orders.c.customer_id, orders.c.total_cents, orders.c.confirmed_at)
+        .where(
+            orders.c.status == CONFIRMED,
+            orders.c.payment_status == PENDING,
+            orders.c.confirmed_at < confirmed_before,
+        )
+        .order_by(orders.c.confirmed_at, orders.c.id)
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(tuple_(orders.c.confirmed_at, orders.c.id) > tuple_(*after))
+    return list(session.execute(stmt))
+
+
+def stale_reservation_ids(session: Session, *, created_before: datetime, limit: int) -> list[int]:
+    stmt = (
+        select(orders.c.id)
+        .where(orders.c.status == CREATED, orders.c.created_at < created_before)
+        .order_by(orders.c.created_at, orders.c.id)
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def held_quantities(session: Session, product_ids: Sequence[int]) -> dict[int, int]:
+    """Quantities held by orders that are not CANCELED (stock conservation checks)."""
+    stmt = (
+        select(order_items.c.product_id, func.sum(order_items.c.qty))
+        .join(orders, orders.c.id == order_items.c.order_id)
+        .where(orders.c.status != CANCELED, order_items.c.product_id.in_(list(product_ids)))
+        .group_by(order_items.c.product_id)
+    )
+    return {product_id: int(total) for product_id, total in session.execute(stmt)}
+
+
+# --- Idempotency keys -------------------------------------------------------------------------
+
+
+def find_idempotency_key(session: Session, scope_hash: str) -> Row | None:
+    stmt = select(
+        idempotency_keys.c.id,
+        idempotency_keys.c.request_fingerprint,
+        idempotency_keys.c.response_status,
+        idempotency_keys.c.response_body,
+        idempotency_keys.c.expires_at,
+    ).where(idempotency_keys.c.scope_hash == scope_hash)
+    return session.execute(stmt).first()
+
+
+def insert_idempotency_key(
+    session: Session,
+    *,
+    scope_hash: str,
+    caller: str,
+    route: str,
+    key: str,
+    fingerprint: str,
+    now: datetime,
+    expires_at: datetime,
+) -> int:
+    result = session.execute(
+        insert(idempotency_keys).values(
+            scope_hash=scope_hash,
+            caller=caller,
+            route=route,
+            idempotency_key=key,
+            request_fingerprint=fingerprint,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def store_idempotent_response(session: Session, key_id: int, status: int, body: str) -> None:
+    session.execute(
+        update(idempotency_keys)
+        .where(idempotency_keys.c.id == key_id)
+        .values(response_status=status, response_body=body)
+    )
+
+
+def delete_idempotency_key(session: Session, key_id: int) -> None:
+    session.execute(delete(idempotency_keys).where(idempotency_keys.c.id == key_id))
+
+
+def expired_idempotency_key_ids(session: Session, now: datetime, limit: int) -> list[int]:
+    stmt = (
+        select(idempotency_keys.c.id)
+        .where(idempotency_keys.c.expires_at <= now)
+        .order_by(idempotency_keys.c.expires_at)
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def delete_idempotency_keys(session: Session, key_ids: Sequence[int]) -> int:
+    if not key_ids:
+        return 0
+    return session.execute(delete(idempotency_keys).where(idempotency_keys.c.id.in_(list(key_ids)))).rowcount

@@ -1,0 +1,1 @@
+"""Business rules as plain functions: they take a ServiceContext, return dicts, raise Problems."""

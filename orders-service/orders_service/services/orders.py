@@ -1,0 +1,211 @@
+"""Orders: stock is reserved at create, returned exactly once at cancel (SPEC §6).
+
+Locking discipline (no lock cycles, so deadlocks are rare and retried when they happen):
+- create locks the products it reserves, in id order (one SELECT ... FOR UPDATE);
+- checkout locks the customer's cart row first, then the products;
+- every transition of an existing order locks the order row first, then its products in id
+  order (a single UPDATE over the primary key).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+
+from servicekit.auth import Principal
+from servicekit.db import transaction
+from servicekit.pagination import decode_cursor, page
+from servicekit.problems import forbidden, not_found
+from servicekit.timeutil import utcnow
+from servicekit.web import scoped_customer_id
+
+from .. import repository as repo
+from ..models import CANCELED, CONFIRMED, CREATED, PENDING
+from . import idempotency
+from .context import ServiceContext
+from .idempotency import IdempotentRequest, Outcome
+from .problems import cancel_window_expired, cart_empty, insufficient_stock, invalid_state_transition
+from .shapes import new_order_view, order_view
+
+CANCEL_REASON_REQUESTED = "requested"
+CANCEL_REASON_PAYMENT_FAILED = "payment_failed"
+CANCEL_REASON_RESERVATION_EXPIRED = "reservation_expired"
+
+CREATE_ROUTE = "POST /orders"
+CONFIRM_ROUTE = "POST /orders/{order_id}/confirm"
+
+
+# --- Create -----------------------------------------------------------------------------------
+
+
+def create_order(
+    ctx: ServiceContext, principal: Principal, body: dict[str, Any], idempotency_key: str | None
+) -> Outcome:
+    """Reserve stock for `items` (or the customer's cart) and create the order, all or nothing."""
+    customer_id = scoped_customer_id(principal, body.get("customer_id"))
+    request = None
+    if idempotency_key is not None:
+        request = IdempotentRequest.build(
+            caller=principal.identity, route=CREATE_ROUTE, key=idempotency_key, path_params={}, body=body
+        )
+    replay = idempotency.replay_if_stored(ctx.session_factory, request)
+    if replay is not None:
+        return replay
+
+    # Outside any transaction: no row lock is ever held across an HTTP call.
+    ctx.customers.ensure_exists(customer_id)
+
+    if body.get("from_cart"):
+
+        def work(session: Session) -> Outcome:
+            return Outcome(201, _checkout_cart(session, customer_id))
+    else:
+        wanted = {line["product_id"]: line["qty"] for line in body["items"]}
+
+        def work(session: Session) -> Outcome:
+            return Outcome(201, _reserve_and_create(session, customer_id, wanted))
+
+    return idempotency.run_once(ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds)
+
+
+def _reserve_and_create(session: Session, customer_id: int, wanted: dict[int, int]) -> dict[str, Any]:
+    """Lock, check, take stock, insert the order and its lines: four statements whatever the size."""
+    now = utcnow()
+    locked = repo.lock_products(session, wanted)
+    missing = sorted(set(wanted) - {row.id for row in locked})
+    if missing:
+        raise not_found("product", missing[0])
+    for product in locked:
+        if product.stock < wanted[product.id]:
+            raise insufficient_stock(product.id, wanted[product.id], product.stock)
+    repo.change_stock(session, {product_id: -qty for product_id, qty in wanted.items()}, now)
+    total_cents = sum(product.price_cents * wanted[product.id] for product in locked)
+    order_id = repo.insert_order(session, customer_id=customer_id, total_cents=total_cents, now=now)
+    lines = [
+        {
+            "order_id": order_id,
+            "product_id": product.id,
+            "sku": product.sku,
+            "qty": wanted[product.id],
+            "unit_price_cents": product.price_cents,
+        }
+        for product in locked
+    ]
+    repo.insert_order_items(session, lines)
+    return new_order_view(order_id, customer_id, total_cents, lines, now)
+
+
+def _checkout_cart(session: Session, customer_id: int) -> dict[str, Any]:
+    """Order what is in the cart and empty it, in the caller's transaction."""
+    if not repo.lock_cart(session, customer_id):
+        raise cart_empty(customer_id)
+    wanted = repo.cart_quantities(session, customer_id)
+    if not wanted:
+        raise cart_empty(customer_id)
+    order = _reserve_and_create(session, customer_id, wanted)
+    repo.delete_cart_items(session, customer_id, wanted)
+    return order
+
+
+# --- Transitions ------------------------------------------------------------------------------
+
+
+def _lock_order_of(session: Session, principal: Principal, order_id: int) -> Row:
+    """Lock the order; another customer's order is as invisible as a missing one (404)."""
+    order = repo.lock_order(session, order_id)
+    if order is None or not principal.can_act_for(order.customer_id):
+        raise not_found("order", order_id)
+    return order
+
+
+def confirm_order(ctx: ServiceContext, principal: Principal, order_id: int, idempotency_key: str) -> Outcome:
+    """CREATED → CONFIRMED with payment PENDING; a replay with the same key returns the stored result."""
+    request = IdempotentRequest.build(
+        caller=principal.identity,
+        route=CONFIRM_ROUTE,
+        key=idempotency_key,
+        path_params={"order_id": order_id},
+        body={},
+    )
+
+    def work(session: Session) -> Outcome:
+        now = utcnow()
+        order = _lock_order_of(session, principal, order_id)
+        if order.status != CREATED:
+            raise invalid_state_transition(order, "confirm")
+        changes = {"status": CONFIRMED, "payment_status": PENDING, "confirmed_at": now}
+        repo.set_order_fields(session, order_id, now, **changes)
+        items = repo.items_by_order(session, [order_id])[order_id]
+        return Outcome(200, order_view(order, items, **changes, updated_at=now))
+
+    return idempotency.run_once(ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds)
+
+
+def cancel_order(ctx: ServiceContext, principal: Principal, order_id: int) -> dict[str, Any]:
+    """CREATED any time; CONFIRMED within the cancel window while payment is PENDING."""
+    window = timedelta(seconds=ctx.settings.cancel_window_seconds)
+
+    def work(session: Session) -> dict[str, Any]:
+        now = utcnow()
+        order = _lock_order_of(session, principal, order_id)
+        if order.status == CONFIRMED:
+            if order.payment_status != PENDING or now - order.confirmed_at > window:
+                raise cancel_window_expired(order, ctx.settings.cancel_window_seconds)
+        elif order.status != CREATED:
+            raise invalid_state_transition(order, "cancel")
+        return release_reservation(session, order, CANCEL_REASON_REQUESTED, now)
+
+    return transaction(ctx.session_factory, work)
+
+
+def release_reservation(session: Session, order: Row, reason: str, now, **changes: Any) -> dict[str, Any]:
+    """Cancel a locked, not yet canceled order and return its stock (exactly once: the status
+    check and this change happen under the same order row lock)."""
+    assert order.status != CANCELED
+    items = repo.items_by_order(session, [order.id])[order.id]
+    repo.change_stock(session, {item.product_id: item.qty for item in items}, now)
+    changes = {"status": CANCELED, "canceled_at": now, "cancel_reason": reason, **changes}
+    repo.set_order_fields(session, order.id, now, **changes)
+    return order_view(order, items, **changes, updated_at=now)
+
+
+# --- Reads ------------------------------------------------------------------------------------
+
+
+def get_order(ctx: ServiceContext, principal: Principal, order_id: int) -> dict[str, Any]:
+    def work(session: Session) -> dict[str, Any]:
+        order = repo.get_order(session, order_id)
+        if order is None or not principal.can_act_for(order.customer_id):
+            raise not_found("order", order_id)
+        return order_view(order, repo.items_by_order(session, [order_id])[order_id])
+
+    return transaction(ctx.session_factory, work)
+
+
+def list_orders(ctx: ServiceContext, principal: Principal, query: dict[str, Any]) -> dict[str, Any]:
+    """Newest first; customer users only ever see their own orders."""
+    customer_id = query.get("customer_id")
+    if not principal.is_privileged:
+        if customer_id is not None and customer_id != principal.customer_id:
+            raise forbidden("A customer user may only list its own orders")
+        customer_id = principal.customer_id
+    where = repo.OrderFilter(
+        customer_id=customer_id,
+        status=query.get("status"),
+        created_from=query.get("created_from"),
+        created_to=query.get("created_to"),
+    )
+    limit = query["limit"]
+    before_id = decode_cursor(query["cursor"])["id"] if query.get("cursor") else None
+
+    def work(session: Session) -> dict[str, Any]:
+        rows = repo.list_orders(session, where, before_id=before_id, limit=limit + 1)
+        shown = rows[:limit]
+        items = repo.items_by_order(session, [row.id for row in shown])
+        next_position = {"id": shown[-1].id} if len(rows) > limit else None
+        return page([order_view(row, items[row.id]) for row in shown], limit=limit, next_position=next_position)
+
+    return transaction(ctx.session_factory, work)

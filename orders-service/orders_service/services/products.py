@@ -1,0 +1,74 @@
+"""Products: the catalogue and its stock counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from servicekit.db import is_duplicate_key, transaction
+from servicekit.pagination import decode_cursor, page
+from servicekit.problems import not_found
+from servicekit.timeutil import utcnow
+
+from .. import repository as repo
+from .context import ServiceContext
+from .problems import duplicate_sku
+from .shapes import product_view
+
+# One restock is one delivery; larger numbers are almost certainly a typo (documented in README).
+MAX_RESTOCK_QTY = 1_000_000
+
+
+def create_product(ctx: ServiceContext, fields: dict[str, Any]) -> dict[str, Any]:
+    def work(session):
+        now = utcnow()
+        try:
+            product_id = repo.insert_product(session, now=now, **fields)
+        except IntegrityError as exc:
+            if is_duplicate_key(exc):
+                raise duplicate_sku(fields["sku"]) from None
+            raise
+        return product_view({"id": product_id, **fields, "created_at": now, "updated_at": now})
+
+    return transaction(ctx.session_factory, work)
+
+
+def get_product(ctx: ServiceContext, product_id: int) -> dict[str, Any]:
+    def work(session):
+        row = repo.get_product(session, product_id)
+        if row is None:
+            raise not_found("product", product_id)
+        return product_view(row)
+
+    return transaction(ctx.session_factory, work)
+
+
+def list_products(ctx: ServiceContext, *, limit: int, cursor: str | None) -> dict[str, Any]:
+    after_id = decode_cursor(cursor)["id"] if cursor else None
+
+    def work(session):
+        rows = repo.list_products(session, after_id=after_id, limit=limit + 1)
+        shown = rows[:limit]
+        next_position = {"id": shown[-1].id} if len(rows) > limit else None
+        return page([product_view(row) for row in shown], limit=limit, next_position=next_position)
+
+    return transaction(ctx.session_factory, work)
+
+
+def update_product(ctx: ServiceContext, product_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+    def work(session):
+        if not repo.update_product(session, product_id, changes, utcnow()):
+            raise not_found("product", product_id)
+        return product_view(repo.get_product(session, product_id))
+
+    return transaction(ctx.session_factory, work)
+
+
+def restock_product(ctx: ServiceContext, product_id: int, qty: int) -> dict[str, Any]:
+    def work(session):
+        if not repo.add_stock(session, product_id, qty, utcnow()):
+            raise not_found("product", product_id)
+        return product_view(repo.get_product(session, product_id))
+
+    return transaction(ctx.session_factory, work)

@@ -1,0 +1,126 @@
+"""Fixtures: a throwaway MariaDB database migrated with our Alembic history, key rings and
+tokens, the customers-service stand-in, the app (Flask test client) and a real gunicorn server.
+
+Tests share one database and never depend on its being empty: each creates its own products
+and customers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from customers_real import RealCustomersService, customers_service_dir
+from orders_testkit import OrdersApi
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+
+from orders_service.app import create_app
+from orders_service.cli import migrate
+from orders_service.config import Settings
+from servicekit.auth import KeyRing
+from servicekit.testing import ServerProcess, ThrowawayDatabase, TokenFactory, random_key_ring_value
+
+
+@pytest.fixture(scope="session")
+def key_ring_values() -> dict[str, str]:
+    return {"USER_JWT_KEYS": random_key_ring_value("u1"), "SERVICE_JWT_KEYS": random_key_ring_value("s1")}
+
+
+@pytest.fixture(scope="session")
+def tokens(key_ring_values) -> TokenFactory:
+    return TokenFactory(
+        user_ring=KeyRing.parse(key_ring_values["USER_JWT_KEYS"]),
+        service_ring=KeyRing.parse(key_ring_values["SERVICE_JWT_KEYS"]),
+    )
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[ThrowawayDatabase]:
+    db = ThrowawayDatabase("orders")
+    try:
+        migrate(db.url, configure_logging=False)
+        yield db
+    finally:
+        db.drop()
+
+
+@pytest.fixture(scope="session")
+def db(database) -> Iterator[Engine]:
+    """A plain engine for reading (and bending) the database from tests."""
+    engine = create_engine(database.url, isolation_level="READ COMMITTED")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def customers(key_ring_values, tokens, tmp_path_factory) -> Iterator[RealCustomersService]:
+    """customers-service as orders-service sees it: `.base_url`, `.create()`, `.delete(id)`.
+
+    The real service under gunicorn. To run without it, yield `CustomersStub(tokens.service_ring)`
+    (tests/customers_stub.py) instead: it offers the same three things.
+    """
+    directory = customers_service_dir()
+    assert directory is not None, "customers-service (wsgi app + migrations) is needed; or use CustomersStub"
+    log_path = Path(tmp_path_factory.mktemp("customers-service")) / "customers-service.log"
+    service = RealCustomersService(directory, key_ring_values=key_ring_values, tokens=tokens, log_path=log_path)
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def service_env(database, key_ring_values, customers) -> dict[str, str]:
+    return {
+        "APP_ENV": "test",
+        "DATABASE_URL": database.url,
+        **key_ring_values,
+        "CUSTOMERS_API_URL": customers.base_url,
+        "LOG_LEVEL": "WARNING",
+        "DB_POOL_SIZE": "10",
+    }
+
+
+@pytest.fixture(scope="session")
+def app_factory(service_env):
+    """Build another app on the same database with some settings changed (env var names)."""
+    built = []
+
+    def build(**overrides: str):
+        app = create_app(Settings.from_env({**service_env, **overrides}))
+        built.append(app)
+        return app
+
+    yield build
+    for app in built:
+        app.extensions["orders_service.engine"].dispose()
+
+
+@pytest.fixture(scope="session")
+def app(app_factory):
+    return app_factory()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def api(client, tokens, customers) -> OrdersApi:
+    return OrdersApi(client, tokens, customers)
+
+
+@pytest.fixture(scope="session")
+def server(service_env, tmp_path_factory) -> Iterator[ServerProcess]:
+    """orders-service under gunicorn (3 workers x 8 threads) for true concurrency."""
+    log_path = Path(tmp_path_factory.mktemp("gunicorn")) / "orders-service.log"
+    process = ServerProcess(
+        "orders_service.wsgi:app",
+        env={**service_env, "SERVICE_NAME": "orders-service"},
+        workers=3,
+        threads=8,
+        log_path=log_path,
+    )
+    yield process
+    process.stop()

@@ -1,0 +1,97 @@
+"""Auth on every route: bad tokens are 401, user tokens on /internal are 403, customers are scoped."""
+
+from __future__ import annotations
+
+import pytest
+from orders_testkit import assert_problem, auth
+
+# Every route that needs a token, with a sample path. test_the_route_list_is_complete keeps it honest.
+PROTECTED = [
+    ("GET", "/products"),
+    ("POST", "/products"),
+    ("GET", "/products/1"),
+    ("PATCH", "/products/1"),
+    ("POST", "/products/1/restock"),
+    ("GET", "/cart"),
+    ("PUT", "/cart/items/1"),
+    ("DELETE", "/cart/items/1"),
+    ("GET", "/orders"),
+    ("POST", "/orders"),
+    ("GET", "/orders/1"),
+    ("POST", "/orders/1/confirm"),
+    ("POST", "/orders/1/cancel"),
+    ("POST", "/internal/orders/1/payment-outcome"),
+    ("GET", "/internal/payments/overdue"),
+    ("POST", "/internal/reservations/expire"),
+    ("POST", "/internal/idempotency-keys/purge"),
+]
+INTERNAL = [route for route in PROTECTED if route[1].startswith("/internal/")]
+PUBLIC = {"/health", "/ready", "/openapi.json", "/docs", "/docs/<path:filename>", "/static/<path:filename>"}
+
+
+def test_the_route_list_is_complete(app):
+    listed = {(method, path) for method, path in PROTECTED}
+    for rule in app.url_map.iter_rules():
+        if rule.rule in PUBLIC or rule.rule.startswith("/docs"):
+            continue
+        sample = rule.rule
+        for argument in rule.arguments:
+            sample = sample.replace(f"<int(max=9223372036854775807):{argument}>", "1")
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (method, sample) in listed, f"{method} {rule.rule} is not covered by the auth tests"
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+def test_bad_tokens_are_401_everywhere(client, tokens, method, path):
+    for kind, token in tokens.bad_tokens().items():
+        response = client.open(path, method=method, json={}, headers=auth(token))
+        body = assert_problem(response, 401, "unauthorized" if token is None else "invalid_token")
+        assert response.headers["WWW-Authenticate"].startswith("Bearer"), kind
+        assert body["detail"]
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+def test_service_tokens_for_another_audience_or_from_strangers_are_401(client, tokens, method, path):
+    for token in (
+        tokens.service("orchestrator", "customers-service"),  # meant for another service
+        tokens.service("customers-service", "orders-service"),  # a caller we do not trust
+    ):
+        assert_problem(client.open(path, method=method, json={}, headers=auth(token)), 401, "invalid_token")
+
+
+@pytest.mark.parametrize(("method", "path"), INTERNAL)
+def test_user_tokens_on_internal_routes_are_403(client, tokens, method, path):
+    for token in (tokens.admin(), tokens.customer(1)):
+        assert_problem(client.open(path, method=method, json={}, headers=auth(token)), 403, "forbidden")
+
+
+@pytest.mark.parametrize("caller", ["orchestrator", "payments", "sweeper"])
+def test_trusted_services_reach_internal_routes(client, tokens, caller):
+    response = client.post("/internal/idempotency-keys/purge", headers=auth(tokens.service(caller, "orders-service")))
+    assert response.status_code == 200
+
+
+def test_a_customer_user_cannot_see_or_touch_another_customers_things(api, db):
+    owner, intruder = api.new_customer(), api.new_customer()
+    product = api.new_product(stock=10)
+    order = api.new_order(owner, [(product["id"], 1)])
+    api.client.put(f"/cart/items/{product['id']}?customer_id={owner}", json={"qty": 1}, headers=api.admin)
+    headers = api.customer_headers(intruder)
+
+    for method, path in (
+        ("GET", f"/orders/{order['id']}"),
+        ("POST", f"/orders/{order['id']}/confirm"),
+        ("POST", f"/orders/{order['id']}/cancel"),
+        ("GET", f"/cart?customer_id={owner}"),
+        ("PUT", f"/cart/items/{product['id']}?customer_id={owner}"),
+        ("DELETE", f"/cart/items/{product['id']}?customer_id={owner}"),
+    ):
+        response = api.client.open(path, method=method, json={"qty": 5}, headers={**headers, "Idempotency-Key": "k"})
+        assert_problem(response, 404, "not_found")
+    assert_problem(api.create_order(owner, [(product["id"], 1)], headers=headers), 403, "forbidden")
+    assert_problem(
+        api.client.post("/orders", json={"customer_id": owner, "from_cart": True}, headers=headers), 403, "forbidden"
+    )
+    assert api.get_order(order["id"])["status"] == "CREATED"
+    cart = api.client.get(f"/cart?customer_id={owner}", headers=api.admin).get_json()
+    assert [(i["product_id"], i["qty"]) for i in cart["items"]] == [(product["id"], 1)]

@@ -1,0 +1,148 @@
+"""Idempotency keys on POST /orders and confirm (SPEC §7, docs/conventions.md)."""
+
+from __future__ import annotations
+
+import uuid
+
+from orders_testkit import assert_problem, execute, snapshot, stock_of
+from sqlalchemy import text
+
+from orders_service.services.idempotency import IdempotentRequest
+
+
+def count_orders(db, customer_id: int) -> int:
+    with db.connect() as conn:
+        return conn.execute(text("SELECT COUNT(*) FROM orders WHERE customer_id = :c"), {"c": customer_id}).scalar()
+
+
+def test_same_key_same_request_replays_the_stored_response(api, db):
+    customer = api.new_customer()
+    product = api.new_product(stock=10)
+    key = uuid.uuid4().hex
+    first = api.create_order(customer, [(product["id"], 2)], key=key)
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+
+    replay = api.create_order(customer, [(product["id"], 2)], key=key)
+    assert replay.status_code == 201
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_data() == first.get_data()
+
+    alias = api.client.post(
+        "/orders",
+        json={"customer_id": customer, "items": [{"product_id": product["id"], "qty": 2}]},
+        headers={**api.admin, "X-Idempotency-Key": key},
+    )
+    assert alias.status_code == 201 and alias.get_json() == first.get_json()
+    assert count_orders(db, customer) == 1 and stock_of(db, product["id"]) == 8
+
+
+def test_same_key_different_request_is_422_and_changes_nothing(api, db):
+    customer = api.new_customer()
+    product = api.new_product(stock=10)
+    key = uuid.uuid4().hex
+    assert api.create_order(customer, [(product["id"], 1)], key=key).status_code == 201
+    before = snapshot(db)
+    assert_problem(api.create_order(customer, [(product["id"], 2)], key=key), 422, "idempotency_key_mismatch")
+    assert snapshot(db) == before
+
+
+def test_keys_are_scoped_per_caller_and_route(api, db):
+    customer = api.new_customer()
+    product = api.new_product(stock=10)
+    key = uuid.uuid4().hex
+    mine = api.create_order(customer, [(product["id"], 1)], key=key).get_json()
+    theirs = api.create_order(customer, [(product["id"], 1)], key=key, headers=api.orchestrator).get_json()
+    assert mine["id"] != theirs["id"]
+    # The same key on confirm is another scope; on two different orders it is a 422 (path in the fingerprint).
+    assert api.confirm(mine["id"], key=key).status_code == 200
+    assert_problem(api.confirm(theirs["id"], key=key), 422, "idempotency_key_mismatch")
+    assert api.get_order(theirs["id"])["status"] == "CREATED"
+
+
+def test_confirm_replay_returns_the_stored_confirmation(api):
+    order = api.new_order(api.new_customer(), [(api.new_product()["id"], 1)])
+    key = uuid.uuid4().hex
+    first = api.confirm(order["id"], key=key)
+    assert first.status_code == 200
+    replay = api.confirm(order["id"], key=key)
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json() == first.get_json()
+    body = assert_problem(api.confirm(order["id"], key=uuid.uuid4().hex), 409, "invalid_state_transition")
+    assert body["current_status"] == "CONFIRMED"
+
+
+def test_key_header_rules(api):
+    order = api.new_order(api.new_customer(), [(api.new_product()["id"], 1)])
+    path = f"/orders/{order['id']}/confirm"
+    assert_problem(api.client.post(path, headers=api.admin), 400, "idempotency_key_required")
+    body = assert_problem(api.client.post(path, headers={**api.admin, "Idempotency-Key": "k" * 256}), 400)
+    assert "Idempotency-Key" in body["errors"]
+    assert_problem(api.client.post(path, headers={**api.admin, "Idempotency-Key": "  "}), 400, "validation_error")
+    assert_problem(
+        api.client.post(path, headers={**api.admin, "Idempotency-Key": "a", "X-Idempotency-Key": "b"}),
+        400,
+        "validation_error",
+    )
+    assert api.client.post(path, headers={**api.admin, "X-Idempotency-Key": "k" * 255}).status_code == 200
+
+
+def test_a_failed_request_is_not_stored_so_its_retry_runs_again(api, db):
+    customer = api.new_customer()
+    product = api.new_product(stock=1)
+    key = uuid.uuid4().hex
+    assert_problem(api.create_order(customer, [(product["id"], 3)], key=key), 409, "insufficient_stock")
+    api.client.post(f"/products/{product['id']}/restock", json={"qty": 5}, headers=api.admin)
+    retry = api.create_order(customer, [(product["id"], 3)], key=key)
+    assert retry.status_code == 201 and "Idempotent-Replayed" not in retry.headers
+    assert stock_of(db, product["id"]) == 3
+
+
+def test_expired_keys_are_reusable_and_purged(api, db):
+    customer = api.new_customer()
+    product = api.new_product(stock=10)
+    key = uuid.uuid4().hex
+    first = api.create_order(customer, [(product["id"], 1)], key=key).get_json()
+    live_key = uuid.uuid4().hex
+    api.create_order(customer, [(product["id"], 1)], key=live_key)
+    execute(
+        db,
+        "UPDATE idempotency_keys SET expires_at = created_at - INTERVAL 1 SECOND WHERE idempotency_key = :k",
+        k=key,
+    )
+    # Expired (not yet purged): the key starts over, even with a different request.
+    second = api.create_order(customer, [(product["id"], 2)], key=key)
+    assert second.status_code == 201 and second.get_json()["id"] != first["id"]
+
+    execute(
+        db, "UPDATE idempotency_keys SET expires_at = created_at - INTERVAL 1 SECOND WHERE idempotency_key = :k", k=key
+    )
+    response = api.client.post("/internal/idempotency-keys/purge", headers=api.sweeper)
+    assert response.status_code == 200 and response.get_json()["purged"] >= 1
+    with db.connect() as conn:
+        keys = set(conn.execute(text("SELECT idempotency_key FROM idempotency_keys")).scalars())
+    assert key not in keys and live_key in keys
+
+
+def test_key_held_by_a_running_request_is_409_in_flight(app_factory, api, database, db):
+    """A twin blocked on the key row past the lock wait timeout gets 409 + Retry-After."""
+    impatient = app_factory(DB_LOCK_WAIT_TIMEOUT_SECONDS="1").test_client()
+    customer = api.new_customer()
+    product = api.new_product(stock=10)
+    key = uuid.uuid4().hex
+    body = {"customer_id": customer, "items": [{"product_id": product["id"], "qty": 1}]}
+    scope = IdempotentRequest.build(caller="user:1", route="POST /orders", key=key, path_params={}, body=body)
+    with db.connect() as holder:  # plays the first request, still inside its transaction
+        holder.execute(
+            text(
+                "INSERT INTO idempotency_keys (scope_hash, caller, route, idempotency_key, request_fingerprint, "
+                "created_at, expires_at) VALUES (:h, 'user:1', 'POST /orders', :k, :f, NOW(6), NOW(6) + INTERVAL 1 DAY)"
+            ),
+            {"h": scope.scope_hash, "k": key, "f": scope.fingerprint},
+        )
+        response = impatient.post("/orders", json=body, headers={**api.admin, "Idempotency-Key": key})
+        assert_problem(response, 409, "idempotency_in_flight")
+        assert response.headers["Retry-After"]
+        holder.rollback()
+    assert count_orders(db, customer) == 0 and stock_of(db, product["id"]) == 10
+    # The holder gave up, so the key is free: the retry runs.
+    assert impatient.post("/orders", json=body, headers={**api.admin, "Idempotency-Key": key}).status_code == 201

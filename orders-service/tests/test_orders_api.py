@@ -1,0 +1,252 @@
+"""Creating and reading orders: reservation all or nothing, customer checks, scoping, lists."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+import jwt
+import pytest
+from customers_stub import CustomersStub
+from orders_testkit import assert_problem, snapshot, stock_of
+from sqlalchemy import event, text
+
+from servicekit.testing import free_port
+from servicekit.timeutil import iso_utc, parse_iso_utc
+
+ORDER_KEYS = {
+    "id",
+    "customer_id",
+    "status",
+    "payment_status",
+    "total_cents",
+    "items",
+    "created_at",
+    "confirmed_at",
+    "paid_at",
+    "canceled_at",
+    "cancel_reason",
+    "updated_at",
+}
+
+
+@contextlib.contextmanager
+def statements(app):
+    """Collect the SQL statements the app sends while the block runs."""
+    sent: list[str] = []
+    engine = app.extensions["orders_service.engine"]
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement.split(None, 1)[0].upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_create_reserves_stock_and_returns_the_order(api, db):
+    customer = api.new_customer()
+    first, second = api.new_product(stock=10, price_cents=150), api.new_product(stock=5, price_cents=2000)
+    response = api.create_order(customer, [(second["id"], 2), (first["id"], 3)])
+    assert response.status_code == 201
+    order = response.get_json()
+    assert set(order) == ORDER_KEYS
+    assert order["status"] == "CREATED" and order["payment_status"] == "NOT_REQUESTED"
+    assert order["customer_id"] == customer
+    assert order["items"] == [
+        {"product_id": first["id"], "sku": first["sku"], "qty": 3, "unit_price_cents": 150, "subtotal_cents": 450},
+        {"product_id": second["id"], "sku": second["sku"], "qty": 2, "unit_price_cents": 2000, "subtotal_cents": 4000},
+    ]
+    assert order["total_cents"] == 4450
+    assert order["confirmed_at"] is order["paid_at"] is order["canceled_at"] is order["cancel_reason"] is None
+    assert iso_utc(parse_iso_utc(order["created_at"])) == order["created_at"]
+    assert stock_of(db, first["id"]) == 7 and stock_of(db, second["id"]) == 3
+    assert api.get_order(order["id"]) == order
+
+
+def test_create_is_four_statements_whatever_the_size(app, api):
+    customer = api.new_customer()
+    products = [api.new_product() for _ in range(10)]
+    api.new_order(customer, [(products[0]["id"], 1)])  # warm the customer cache
+    with statements(app) as sent:
+        assert api.create_order(customer, [(p["id"], 1) for p in products]).status_code == 201
+    assert sent == ["SELECT", "UPDATE", "INSERT", "INSERT"]  # + COMMIT, which is not a cursor statement
+
+    with statements(app) as sent:
+        response = api.create_order(customer, [(p["id"], 1) for p in products], key=uuid.uuid4().hex)
+        assert response.status_code == 201
+    # key lookup, key claim, lock, take stock, order, lines, stored response
+    assert sent == ["SELECT", "INSERT", "SELECT", "UPDATE", "INSERT", "INSERT", "UPDATE"]
+
+
+def test_short_stock_reserves_nothing_and_names_the_product(api, db):
+    customer = api.new_customer()
+    plenty, scarce = api.new_product(stock=50), api.new_product(stock=2)
+    before = snapshot(db)
+    body = assert_problem(api.create_order(customer, [(plenty["id"], 5), (scarce["id"], 3)]), 409, "insufficient_stock")
+    assert (body["product_id"], body["requested"], body["available"]) == (scarce["id"], 3, 2)
+    assert snapshot(db) == before
+
+
+def test_unknown_product_or_customer_is_404_and_reserves_nothing(api, db):
+    customer = api.new_customer()
+    product = api.new_product(stock=5)
+    before = snapshot(db)
+    body = assert_problem(api.create_order(customer, [(product["id"], 1), (987654321, 1)]), 404, "not_found")
+    assert body["resource"] == "product"
+    body = assert_problem(api.create_order(987654321, [(product["id"], 1)]), 404, "not_found")
+    assert body["resource"] == "customer"
+    assert snapshot(db) == before
+
+
+def test_customers_service_down_is_503_and_changes_nothing(app_factory, api, db, tokens):
+    product = api.new_product(stock=5)
+    offline = app_factory(CUSTOMERS_API_URL=f"http://127.0.0.1:{free_port()}", DOWNSTREAM_RETRIES="1")
+    before = snapshot(db)
+    response = offline.test_client().post(
+        "/orders", json={"customer_id": 1, "items": [{"product_id": product["id"], "qty": 1}]}, headers=api.admin
+    )
+    body = assert_problem(response, 503, "dependency_unavailable")
+    assert response.headers["Retry-After"] and body["dependency"] == "customers-service"
+    assert snapshot(db) == before
+
+
+def test_known_customers_are_cached_for_the_ttl_only(app, app_factory, api, customers):
+    product = api.new_product(stock=10)
+    customer = api.new_customer()
+    api.new_order(customer, [(product["id"], 1)])
+    customers.delete(customer)
+    # Within CUSTOMER_CACHE_TTL_SECONDS the deleted customer is still known here (documented bound)...
+    assert api.create_order(customer, [(product["id"], 1)]).status_code == 201
+    # ...and once the entry expires the deletion is seen.
+    app.extensions["orders_service.context"].customers.forget(customer)
+    assert_problem(api.create_order(customer, [(product["id"], 1)]), 404, "not_found")
+
+    uncached = app_factory(CUSTOMER_CACHE_TTL_SECONDS="0").test_client()
+    other = api.new_customer()
+    body = {"customer_id": other, "items": [{"product_id": product["id"], "qty": 1}]}
+    assert uncached.post("/orders", json=body, headers=api.admin).status_code == 201
+    customers.delete(other)
+    assert_problem(uncached.post("/orders", json=body, headers=api.admin), 404, "not_found")
+
+
+def test_customer_lookups_carry_a_cached_orders_service_token(app_factory, api, tokens):
+    stub = CustomersStub(tokens.service_ring)
+    try:
+        client = app_factory(CUSTOMERS_API_URL=stub.base_url, CUSTOMER_CACHE_TTL_SECONDS="0").test_client()
+        customer = stub.create()
+        product = api.new_product(stock=5)
+        body = {"customer_id": customer, "items": [{"product_id": product["id"], "qty": 1}]}
+        for _ in range(2):
+            assert client.post("/orders", json=body, headers=api.admin).status_code == 201
+        stub.delete(customer)
+        assert_problem(client.post("/orders", json=body, headers=api.admin), 404, "not_found")
+    finally:
+        stub.stop()
+    assert stub.lookups == 3 and stub.rejected_tokens == 0
+    assert len(set(stub.tokens_seen)) == 1  # minted once, reused
+    claims = jwt.decode(stub.tokens_seen[0], options={"verify_signature": False})
+    assert (claims["iss"], claims["sub"], claims["aud"], claims["role"]) == (
+        "orders-service",
+        "orders-service",
+        "customers-service",
+        "service",
+    )
+
+
+def test_duplicate_products_in_one_order_are_rejected(api):
+    customer = api.new_customer()
+    product = api.new_product()
+    body = assert_problem(api.create_order(customer, [(product["id"], 1), (product["id"], 2)]), 400, "validation_error")
+    assert "items" in body["errors"]
+
+
+def test_customer_users_order_for_themselves_only(api):
+    me, someone_else = api.new_customer(), api.new_customer()
+    product = api.new_product()
+    headers = api.customer_headers(me)
+    response = api.client.post("/orders", json={"items": [{"product_id": product["id"], "qty": 1}]}, headers=headers)
+    assert response.status_code == 201 and response.get_json()["customer_id"] == me
+    assert_problem(api.create_order(someone_else, [(product["id"], 1)], headers=headers), 403, "forbidden")
+    body = assert_problem(
+        api.client.post("/orders", json={"items": [{"product_id": product["id"], "qty": 1}]}, headers=api.admin),
+        400,
+        "validation_error",
+    )
+    assert "customer_id" in body["errors"]
+
+
+def test_other_customers_orders_are_invisible(api):
+    owner, other = api.new_customer(), api.new_customer()
+    order = api.new_order(owner, [(api.new_product()["id"], 1)])
+    other_headers = api.customer_headers(other)
+    assert_problem(api.client.get(f"/orders/{order['id']}", headers=other_headers), 404, "not_found")
+    assert_problem(api.confirm(order["id"], headers=other_headers), 404, "not_found")
+    assert_problem(api.cancel(order["id"], headers=other_headers), 404, "not_found")
+    assert api.get_order(order["id"])["status"] == "CREATED"
+    assert api.client.get(f"/orders/{order['id']}", headers=api.customer_headers(owner)).status_code == 200
+    listed = api.client.get("/orders", headers=other_headers).get_json()["data"]
+    assert order["id"] not in [o["id"] for o in listed]
+    assert_problem(api.client.get(f"/orders?customer_id={owner}", headers=other_headers), 403, "forbidden")
+
+
+def test_list_filters_and_pages_newest_first(app, api, db):
+    customer = api.new_customer()
+    product = api.new_product(stock=100)
+    orders = [api.new_order(customer, [(product["id"], 1)]) for _ in range(5)]
+    api.confirm(orders[1]["id"])
+    api.cancel(orders[3]["id"])
+    ids = [o["id"] for o in orders]
+
+    page = api.client.get(f"/orders?customer_id={customer}", headers=api.admin).get_json()
+    assert [o["id"] for o in page["data"]] == ids[::-1]
+    assert page["data"][0] == api.get_order(ids[-1])
+
+    walked, cursor = [], None
+    with statements(app) as sent:
+        while True:
+            query = f"customer_id={customer}&limit=2" + (f"&cursor={cursor}" if cursor else "")
+            page = api.client.get(f"/orders?{query}", headers=api.customer_headers(customer)).get_json()
+            walked.extend(o["id"] for o in page["data"])
+            cursor = page["pagination"]["next_cursor"]
+            if cursor is None:
+                break
+    assert walked == ids[::-1]
+    assert sent.count("SELECT") == 2 * 3  # orders + their items, per page: no N+1
+
+    def listed(query: str) -> list[int]:
+        response = api.client.get(f"/orders?customer_id={customer}&{query}", headers=api.admin)
+        assert response.status_code == 200, response.get_json()
+        return [o["id"] for o in response.get_json()["data"]]
+
+    assert listed("status=CONFIRMED") == [ids[1]]
+    assert listed("status=CANCELED") == [ids[3]]
+    assert set(listed("status=CREATED")) == {ids[0], ids[2], ids[4]}
+    with db.connect() as conn:  # microsecond precision: the API shows milliseconds
+        exact = conn.execute(text("SELECT created_at FROM orders WHERE id = :id"), {"id": ids[2]}).scalar_one()
+    middle = exact.isoformat() + "Z"
+    assert listed(f"from={middle}") == ids[2:][::-1]
+    assert listed(f"to={middle}") == ids[:2][::-1]
+    assert listed("from=2000-01-01T00:00:00%2B01:00&to=2001-01-01") == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "cursor=%%%",
+        "cursor=bm90LWEtY3Vyc29y",
+        "status=LOST",
+        "from=yesterday",
+        "to=2024-13-01",
+        "customer_id=0",
+        "from=2025-01-02&to=2025-01-01",
+    ],
+)
+def test_bad_list_queries_are_400(api, query):
+    response = api.client.get(f"/orders?{query}", headers=api.admin)
+    assert_problem(response, 400)
