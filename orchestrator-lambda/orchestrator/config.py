@@ -1,0 +1,140 @@
+"""Every setting of the three Lambdas and their local runtime, read from the environment here only.
+
+Secrets (the JWT key rings) are resolved lazily, by the function that needs them: the payments
+Lambda never needs the user ring, so it must not fail for lack of it. In AWS a ring comes from
+Secrets Manager or SSM (`*_SECRET_ID`); locally the plain variable wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+
+from servicekit.auth import KeyRing
+from servicekit.config import ConfigError, env_float, env_int, env_str
+
+PAYMENT_SIMULATION_MODES = ("random", "rule_based", "always_succeed", "always_fail")
+METRICS_NAMESPACE = "B2BPlatform"
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where one secret comes from: the plain env value, else a Secrets Manager / SSM id."""
+
+    name: str
+    value: str | None
+    secret_id: str | None
+
+    def resolve(self, fetch: Callable[[str], str] | None = None) -> str:
+        if self.value:
+            return self.value
+        if self.secret_id:
+            return (fetch or fetch_secret)(self.secret_id)
+        raise ConfigError(f"{self.name} is required: set {self.name}, or {self.name}_SECRET_ID in AWS (no default)")
+
+    def key_ring(self, fetch: Callable[[str], str] | None = None) -> KeyRing:
+        return KeyRing.parse(self.resolve(fetch), name=self.name)
+
+
+def fetch_secret(secret_id: str) -> str:
+    """An SSM SecureString when the id is a parameter path (`/b2b/...`), else a Secrets Manager secret.
+
+    powertools caches the value for the life of the execution environment; a rotated ring is
+    picked up by new environments, which the rotation procedure's deploy step creates.
+    """
+    from aws_lambda_powertools.utilities import parameters
+
+    if secret_id.startswith("/"):
+        value = parameters.get_parameter(secret_id, decrypt=True, max_age=3600)
+    else:
+        value = parameters.get_secret(secret_id, max_age=3600)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"secret {secret_id} is empty")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    service_name: str
+    log_level: str
+    customers_api_url: str
+    orders_api_url: str
+    payments_queue_url: str | None
+    payments_dlq_url: str | None
+    aws_region: str
+    user_jwt_keys: SecretSource
+    service_jwt_keys: SecretSource
+    downstream_connect_timeout_seconds: float
+    downstream_timeout_seconds: float
+    downstream_retries: int
+    sqs_send_max_retries: int
+    idempotency_in_flight_max_wait_seconds: float
+    payment_simulation_mode: str
+    payment_success_rate: float
+    payment_rule_max_amount_cents: int
+    payment_grace_seconds: int
+    sweeper_batch_limit: int
+
+    def require_queue_url(self) -> str:
+        if not self.payments_queue_url:
+            raise ConfigError("PAYMENTS_QUEUE_URL (or SQS_QUEUE_URL) is required")
+        return self.payments_queue_url
+
+    def require_dlq_url(self) -> str:
+        if not self.payments_dlq_url:
+            raise ConfigError("PAYMENTS_DLQ_URL (or SQS_DLQ_URL) is required")
+        return self.payments_dlq_url
+
+
+def _first(names: tuple[str, ...], environ: Mapping[str, str] | None) -> str | None:
+    for name in names:
+        value = env_str(name, environ=environ)
+        if value:
+            return value
+    return None
+
+
+def _secret(name: str, environ: Mapping[str, str] | None) -> SecretSource:
+    return SecretSource(name, env_str(name, environ=environ), env_str(f"{name}_SECRET_ID", environ=environ))
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    mode = (env_str("PAYMENT_SIMULATION_MODE", "random", environ=environ) or "random").lower()
+    if mode not in PAYMENT_SIMULATION_MODES:
+        raise ConfigError(f"PAYMENT_SIMULATION_MODE must be one of {', '.join(PAYMENT_SIMULATION_MODES)}, got {mode!r}")
+    return Settings(
+        service_name=env_str("POWERTOOLS_SERVICE_NAME", "orchestrator", environ=environ) or "orchestrator",
+        log_level=(env_str("LOG_LEVEL", "INFO", environ=environ) or "INFO").upper(),
+        customers_api_url=env_str("CUSTOMERS_API_URL", "http://127.0.0.1:3001", environ=environ) or "",
+        orders_api_url=env_str("ORDERS_API_URL", "http://127.0.0.1:3002", environ=environ) or "",
+        payments_queue_url=_first(("PAYMENTS_QUEUE_URL", "SQS_QUEUE_URL"), environ),
+        payments_dlq_url=_first(("PAYMENTS_DLQ_URL", "SQS_DLQ_URL"), environ),
+        aws_region=env_str("AWS_REGION", "us-east-1", environ=environ) or "us-east-1",
+        user_jwt_keys=_secret("USER_JWT_KEYS", environ),
+        service_jwt_keys=_secret("SERVICE_JWT_KEYS", environ),
+        downstream_connect_timeout_seconds=env_float(
+            "DOWNSTREAM_CONNECT_TIMEOUT_SECONDS", 1.0, minimum=0.05, maximum=30, environ=environ
+        ),
+        downstream_timeout_seconds=env_float(
+            "DOWNSTREAM_TIMEOUT_SECONDS", 5.0, minimum=0.05, maximum=60, environ=environ
+        ),
+        downstream_retries=env_int("DOWNSTREAM_RETRIES", 2, minimum=0, maximum=5, environ=environ),
+        sqs_send_max_retries=env_int("SQS_SEND_MAX_RETRIES", 3, minimum=0, maximum=10, environ=environ),
+        idempotency_in_flight_max_wait_seconds=env_float(
+            "IDEMPOTENCY_IN_FLIGHT_MAX_WAIT_SECONDS", 5.0, minimum=0, maximum=20, environ=environ
+        ),
+        payment_simulation_mode=mode,
+        payment_success_rate=env_float("PAYMENT_SUCCESS_RATE", 0.7, minimum=0.0, maximum=1.0, environ=environ),
+        payment_rule_max_amount_cents=env_int(
+            "PAYMENT_RULE_MAX_AMOUNT_CENTS", 1_000_000, minimum=0, maximum=10**12, environ=environ
+        ),
+        payment_grace_seconds=env_int("PAYMENT_GRACE_SECONDS", 120, minimum=0, environ=environ),
+        sweeper_batch_limit=env_int("SWEEPER_BATCH_LIMIT", 100, minimum=1, maximum=100, environ=environ),
+    )
+
+
+@cache
+def get_settings() -> Settings:
+    """This process's settings, read once (per Lambda cold start)."""
+    return load_settings()

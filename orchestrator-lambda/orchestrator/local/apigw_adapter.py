@@ -1,0 +1,368 @@
+"""API Gateway HTTP API, locally: HTTP in, a real payload v2.0 proxy event to the BFF handler, HTTP out.
+
+    python -m orchestrator.local.apigw_adapter --port 3000 [--environments 4]
+
+Each request becomes the event API Gateway would send for a `$default` route (lower-cased
+headers, `cookies`, `rawQueryString`, `queryStringParameters` with repeated keys joined by
+commas, `requestContext.http`, `requestId`, `time`/`timeEpoch`, text or base64 body) and the
+handler's `{statusCode, headers, cookies, body, isBase64Encoded}` becomes the HTTP answer.
+
+Concurrency is modelled the way Lambda does it: an execution environment handles one event at a
+time, and concurrent requests go to other environments. By default those are worker processes
+(`--environments N`), each with its own module state and cold start, because Lambda code,
+powertools' resolver included, is written for one event at a time. An in-process handler (for
+tests with injected fakes) is one environment: its events are serialised.
+As in API Gateway: a handler that raises is a 500 `{"message": "Internal Server Error"}`, one that
+exceeds the timeout a 503 `{"message": "Service Unavailable"}`, a body over 10 MiB a 413.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import multiprocessing
+import os
+import signal
+import threading
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import orjson
+
+from .lambda_context import Handler, LocalLambdaContext, ensure_local_aws_credentials, load_handler
+
+DEFAULT_HANDLER = "orchestrator.bff.handler.lambda_handler"
+DEFAULT_FUNCTION_NAME = "OrchestratorFunction"
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+_TEXT_TYPES = ("text/", "application/json", "application/problem+json", "application/xml", "+json", "+xml")
+_TEXT_TYPES += ("application/x-www-form-urlencoded", "application/javascript")
+
+
+# --- event and response shapes ---------------------------------------------------------------
+
+
+def _is_text(content_type: str | None) -> bool:
+    lowered = (content_type or "").lower()
+    return any(marker in lowered for marker in _TEXT_TYPES)
+
+
+def build_event(
+    *,
+    method: str,
+    target: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
+    now: datetime | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The API Gateway HTTP API payload v2.0 event for one request."""
+    path, _, raw_query = target.partition("?")
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "cookie":  # v2 moves cookies out of the headers into their own list
+            cookies.extend(part.strip() for part in value.split(";") if part.strip())
+            continue
+        merged[lowered] = f"{merged[lowered]},{value}" if lowered in merged else value
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(raw_query, keep_blank_values=True):
+        query[key] = f"{query[key]},{value}" if key in query else value
+    now = now or datetime.now(UTC)
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path or "/",
+        "rawQueryString": raw_query,
+        "headers": merged,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": merged.get("host", "localhost").split(":")[0],
+            "domainPrefix": merged.get("host", "localhost").split(".")[0].split(":")[0],
+            "http": {
+                "method": method.upper(),
+                "path": path or "/",
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": merged.get("user-agent", ""),
+            },
+            "requestId": request_id or uuid.uuid4().hex[:16],
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = query
+    if body:
+        text = None
+        if _is_text(merged.get("content-type")) or "content-type" not in merged:
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+        if text is None:
+            event["body"] = base64.b64encode(body).decode()
+            event["isBase64Encoded"] = True
+        else:
+            event["body"] = text
+    return event
+
+
+def http_answer(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A handler's return value as API Gateway turns it into HTTP (payload v2 rules)."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        # v2 infers a 200 JSON answer from anything that is not a full response object.
+        body = result if isinstance(result, str) else orjson.dumps(result).decode()
+        return 200, [("Content-Type", "application/json")], body.encode()
+    headers = [(str(name), str(value)) for name, value in (result.get("headers") or {}).items()]
+    headers += [("Set-Cookie", str(cookie)) for cookie in result.get("cookies") or []]
+    raw_body = result.get("body") or ""
+    body = base64.b64decode(raw_body) if result.get("isBase64Encoded") else str(raw_body).encode()
+    return int(result["statusCode"]), headers, body
+
+
+def _gateway_error(status: int, message: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": orjson.dumps({"message": message}).decode(),
+    }
+
+
+# --- execution environments -------------------------------------------------------------------
+
+
+class Invoker(Protocol):
+    def invoke(self, event: dict[str, Any], context: LocalLambdaContext, timeout: float) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessInvoker:
+    """One execution environment in this process: events run one at a time."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self._lock = threading.Lock()
+
+    def invoke(self, event: dict[str, Any], context: LocalLambdaContext, timeout: float) -> Any:
+        with self._lock:
+            return self.handler(event, context)
+
+    def close(self) -> None:
+        pass
+
+
+_worker_handlers: dict[str, Handler] = {}
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group; the parent stops the workers in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _invoke_in_worker(handler_path: str, event: dict[str, Any], context: LocalLambdaContext) -> Any:
+    handler = _worker_handlers.get(handler_path)
+    if handler is None:  # this worker's cold start
+        handler = _worker_handlers[handler_path] = load_handler(handler_path)
+    return handler(event, context)
+
+
+class ProcessPoolInvoker:
+    """N execution environments as worker processes (spawned: fresh interpreters, like Lambda)."""
+
+    def __init__(self, handler_path: str, environments: int = 4) -> None:
+        self.handler_path = handler_path
+        self.environments = environments
+        self._lock = threading.Lock()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.environments,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_ignore_interrupts,
+        )
+
+    def invoke(self, event: dict[str, Any], context: LocalLambdaContext, timeout: float) -> Any:
+        pool = self._pool
+        try:
+            return pool.submit(_invoke_in_worker, self.handler_path, event, context).result(timeout=timeout)
+        except concurrent.futures.process.BrokenProcessPool:
+            with self._lock:  # a worker died (as a Lambda environment can): start afresh
+                if self._pool is pool:
+                    self._pool = self._new_pool()
+            raise
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- HTTP server ------------------------------------------------------------------------------
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _AdapterHTTPServer
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks, total = [], 0
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_PAYLOAD_BYTES:
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_PAYLOAD_BYTES:
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self) -> None:
+        adapter = self.server.adapter
+        body = self._read_body()
+        if body is None:
+            self.close_connection = True
+            self._write(*http_answer(_gateway_error(413, "Request Entity Too Large")), gateway_id=uuid.uuid4().hex[:16])
+            return
+        event = build_event(
+            method=self.command,
+            target=self.path,
+            headers=self.headers.items(),
+            body=body,
+            source_ip=self.client_address[0],
+        )
+        context = LocalLambdaContext(adapter.function_name, timeout_seconds=adapter.timeout_seconds)
+        try:
+            result = adapter.invoker.invoke(event, context, adapter.timeout_seconds)
+        except concurrent.futures.TimeoutError:
+            result = _gateway_error(503, "Service Unavailable")
+        except Exception as exc:  # the function failed: API Gateway's answer, and say why here
+            adapter.log_failure(exc)
+            result = _gateway_error(500, "Internal Server Error")
+        self._write(*http_answer(result), gateway_id=event["requestContext"]["requestId"])
+
+    def _write(self, status: int, headers: list[tuple[str, str]], body: bytes, *, gateway_id: str) -> None:
+        self.send_response(status)
+        names = set()
+        for name, value in headers:
+            if name.lower() in ("content-length", "transfer-encoding", "connection"):
+                continue
+            names.add(name.lower())
+            self.send_header(name, value)
+        if "content-type" not in names and body:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("apigw-requestid", gateway_id)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the BFF logs one http_request line per request itself
+
+
+class _AdapterHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    adapter: ApiGatewayAdapter
+
+
+class ApiGatewayAdapter:
+    """`ApiGatewayAdapter(ProcessPoolInvoker(DEFAULT_HANDLER), port=0).start()` → `.base_url`, `.stop()`."""
+
+    def __init__(
+        self,
+        invoker: Invoker,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        function_name: str = DEFAULT_FUNCTION_NAME,
+        timeout_seconds: float = 29.0,
+    ) -> None:
+        self.invoker = invoker
+        self.function_name = function_name
+        self.timeout_seconds = timeout_seconds
+        self.httpd = _AdapterHTTPServer((host, port), _RequestHandler)
+        self.httpd.adapter = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> ApiGatewayAdapter:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.1,), name="apigw-adapter", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self.invoker.close()
+
+    def __enter__(self) -> ApiGatewayAdapter:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @staticmethod
+    def log_failure(exc: BaseException) -> None:
+        line = {"level": "ERROR", "message": "lambda_invocation_failed", "error": f"{type(exc).__name__}: {exc}"}
+        print(orjson.dumps(line).decode(), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--handler", default=DEFAULT_HANDLER, help="dotted path of the Lambda handler")
+    parser.add_argument("--environments", type=int, default=4, help="concurrent execution environments (processes)")
+    parser.add_argument("--timeout", type=float, default=29.0, help="function timeout in seconds (API Gateway max 30)")
+    args = parser.parse_args(argv)
+    # The BFF publishes to SQS; against a local endpoint it needs (any) credentials. Set before
+    # the workers start so they inherit them.
+    ensure_local_aws_credentials(os.environ.get("AWS_ENDPOINT_URL_SQS"))
+    invoker: Invoker
+    if args.environments > 0:
+        invoker = ProcessPoolInvoker(args.handler, args.environments)
+    else:
+        invoker = InProcessInvoker(load_handler(args.handler))
+    adapter = ApiGatewayAdapter(invoker, host=args.host, port=args.port, timeout_seconds=args.timeout).start()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print(
+        orjson.dumps({"level": "INFO", "message": "apigw_adapter_listening", "url": adapter.base_url}).decode(),
+        flush=True,
+    )
+    while not stop.wait(0.5):
+        pass
+    adapter.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""SQS: one client per cold start, sends with a bounded number of retries, attribute shapes.
+
+botocore's own retries are switched off so the retry budget is exactly `SQS_SEND_MAX_RETRIES`,
+with our backoff: the BFF sends inside an API request and must know its worst case.
+The endpoint comes from boto3's own `AWS_ENDPOINT_URL_SQS` (moto locally), never from code.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .config import Settings
+from .observability import logger
+
+MAX_MESSAGE_ATTRIBUTES = 10
+
+
+def make_sqs_client(settings: Settings, **overrides: Any) -> Any:
+    config = Config(
+        region_name=settings.aws_region,
+        connect_timeout=settings.downstream_connect_timeout_seconds,
+        read_timeout=settings.downstream_timeout_seconds,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+    return boto3.client("sqs", config=config, **overrides)
+
+
+def string_attributes(**values: str | None) -> dict[str, dict[str, str]]:
+    """`{"request_id": "abc"}` in the SendMessage shape; empty values are left out."""
+    return {name: {"DataType": "String", "StringValue": str(value)} for name, value in values.items() if value}
+
+
+def attributes_from_lambda_record(message_attributes: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Lambda's `{stringValue, binaryValue(base64), dataType}` record attributes → SendMessage shape."""
+    converted: dict[str, dict[str, Any]] = {}
+    for name, attribute in (message_attributes or {}).items():
+        data_type = attribute.get("dataType") or "String"
+        if attribute.get("stringValue") is not None:
+            converted[name] = {"DataType": data_type, "StringValue": attribute["stringValue"]}
+        elif attribute.get("binaryValue") is not None:
+            converted[name] = {"DataType": data_type, "BinaryValue": base64.b64decode(attribute["binaryValue"])}
+    return converted
+
+
+class SqsSendFailed(Exception):
+    """Every attempt allowed failed."""
+
+
+class SqsSender:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        max_retries: int,
+        backoff_seconds: float = 0.1,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.max_retries = max_retries
+        self.backoff_seconds = backoff_seconds
+        self.sleep = sleep
+
+    def send(self, queue_url: str, body: str, attributes: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+        """Send one message; returns its MessageId or raises `SqsSendFailed` after the retries."""
+        attrs = dict(list((attributes or {}).items())[:MAX_MESSAGE_ATTRIBUTES])
+        attempts = 1 + self.max_retries
+        last_error = "no attempt made"
+        for attempt in range(1, attempts + 1):
+            try:
+                kwargs: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": body}
+                if attrs:
+                    kwargs["MessageAttributes"] = attrs
+                return self.client.send_message(**kwargs)["MessageId"]
+            except (BotoCoreError, ClientError) as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning(
+                    "sqs_send_failed", extra={"queue_url": queue_url, "attempt": attempt, "error": last_error}
+                )
+            if attempt < attempts:
+                self.sleep(self.backoff_seconds * (2 ** (attempt - 1)))
+        raise SqsSendFailed(last_error)

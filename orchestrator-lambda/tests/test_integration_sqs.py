@@ -1,0 +1,215 @@
+"""Against a real moto server process: queues + redrive, the poller as an event source mapping,
+redelivery after the visibility timeout, the DLQ after maxReceiveCount, and the re-drive tool."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import orjson
+import pytest
+
+from orchestrator.config import load_settings
+from orchestrator.local.queues import ensure_payment_queues
+from orchestrator.local.sqs_poller import SqsPoller
+from orchestrator.payments.handler import build_processor, lambda_handler, use_processor
+
+from .test_payments import OutcomeStore, payment
+
+REPO = Path(__file__).resolve().parents[2]
+VISIBILITY = 1
+MAX_RECEIVES = 2
+
+
+@pytest.fixture
+def aws_env(moto_server, monkeypatch) -> dict[str, str]:
+    env = {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_SQS": moto_server,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def sqs(aws_env) -> Any:
+    return boto3.client("sqs", region_name="us-east-1")
+
+
+@pytest.fixture
+def queues(sqs):
+    suffix = uuid.uuid4().hex[:8]
+    return ensure_payment_queues(
+        sqs,
+        queue_name=f"payments-{suffix}",
+        dlq_name=f"payments-dlq-{suffix}",
+        max_receive_count=MAX_RECEIVES,
+        visibility_timeout_seconds=VISIBILITY,
+    )
+
+
+def send(sqs, queue_url: str, body: str, request_id: str = "req-1") -> str:
+    attributes = {"request_id": {"DataType": "String", "StringValue": request_id}}
+    return sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageAttributes=attributes)["MessageId"]
+
+
+def drain(sqs, queue_url: str) -> list[dict[str, Any]]:
+    return sqs.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+        AttributeNames=["All"],
+        WaitTimeSeconds=1,
+    ).get("Messages", [])
+
+
+def test_queues_are_created_idempotently_with_redrive(sqs, queues, aws_env):
+    again = ensure_payment_queues(
+        sqs,
+        queue_name=queues.queue_url.rsplit("/", 1)[1],
+        dlq_name=queues.dlq_url.rsplit("/", 1)[1],
+        max_receive_count=3,
+        visibility_timeout_seconds=7,
+    )
+    assert (again.queue_url, again.dlq_url) == (queues.queue_url, queues.dlq_url)
+    attributes = sqs.get_queue_attributes(QueueUrl=queues.queue_url, AttributeNames=["All"])["Attributes"]
+    assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": queues.dlq_arn, "maxReceiveCount": 3}
+    assert attributes["VisibilityTimeout"] == "7"
+
+    printed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.local.queues",
+            "--format",
+            "json",
+            "--queue-name",
+            "cli-q",
+            "--dlq-name",
+            "cli-d",
+        ],
+        env={**os.environ, **aws_env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(printed.stdout)["queue_url"].endswith("/cli-q")
+
+
+def test_poller_batches_redelivers_failures_and_redrive_moves_them_to_the_dlq(sqs, queues):
+    events: list[dict[str, Any]] = []
+
+    def handler(event, context):
+        events.append(event)
+        return {
+            "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "fail"]
+        }
+
+    for body in ("ok-1", "fail", "ok-2", "ok-3", "ok-4"):
+        send(sqs, queues.queue_url, body)
+    poller = SqsPoller(sqs, queues.queue_url, handler, batch_size=3, wait_time_seconds=1)
+
+    seen: list[str] = []
+    while len(seen) < 5:
+        result = poller.poll_once()
+        assert result.received <= 3  # never more than the batch size
+        seen += [r["body"] for r in events[-1]["Records"]] if result.received else []
+    assert sorted(seen) == ["fail", "ok-1", "ok-2", "ok-3", "ok-4"]
+    record = events[0]["Records"][0]
+    assert record["eventSource"] == "aws:sqs" and record["eventSourceARN"] == queues.queue_arn
+    assert record["messageAttributes"]["request_id"]["stringValue"] == "req-1"
+    assert record["attributes"]["ApproximateReceiveCount"] == "1" and record["md5OfBody"]
+
+    # Only the failed message is left, invisible until the visibility timeout has passed.
+    assert poller.poll_once().received == 0
+    time.sleep(VISIBILITY + 0.2)
+    redelivered = poller.poll_once()
+    assert redelivered.received == 1 and events[-1]["Records"][0]["attributes"]["ApproximateReceiveCount"] == "2"
+
+    # Past maxReceiveCount the queue's redrive policy moves it to the DLQ, attributes intact.
+    time.sleep(VISIBILITY + 0.2)
+    assert poller.poll_once().received == 0
+    (dead,) = drain(sqs, queues.dlq_url)
+    assert dead["Body"] == "fail" and dead["MessageAttributes"]["request_id"]["StringValue"] == "req-1"
+
+
+def test_redrive_tool_moves_dlq_messages_back(sqs, queues, aws_env):
+    send(sqs, queues.dlq_url, '{"order_id": 1}', request_id="req-dead")
+    send(sqs, queues.dlq_url, '{"order_id": 2}', request_id="req-dead-2")
+    command = [sys.executable, str(REPO / "scripts" / "redrive_dlq.py"), "--dlq-url", queues.dlq_url]
+    command += ["--queue-url", queues.queue_url]
+    env = {**os.environ, **aws_env}
+
+    dry = subprocess.run([*command, "--dry-run"], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(dry.stdout)["moved"] == 0 and len(json.loads(dry.stdout)["messages"]) == 2
+
+    moved = subprocess.run([*command, "--max", "1"], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(moved.stdout)["moved"] == 1
+    subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+
+    back = drain(sqs, queues.queue_url)
+    assert sorted(m["Body"] for m in back) == ['{"order_id": 1}', '{"order_id": 2}']
+    assert {m["MessageAttributes"]["request_id"]["StringValue"] for m in back} == {"req-dead", "req-dead-2"}
+    assert drain(sqs, queues.dlq_url) == []
+
+
+def test_payments_lambda_behind_the_poller(sqs, queues, environ, orders, aws_env):
+    store = OutcomeStore(orders, unknown={404}, statuses={7: 503})
+    settings = load_settings(
+        {**environ, "PAYMENTS_DLQ_URL": queues.dlq_url, "PAYMENT_SIMULATION_MODE": "always_succeed"}
+    )
+    use_processor(build_processor(settings, sqs_client=sqs))
+    try:
+        send(sqs, queues.queue_url, orjson.dumps(payment(1)).decode(), request_id="req-good")
+        send(sqs, queues.queue_url, orjson.dumps(payment(404)).decode(), request_id="req-poison")
+        send(sqs, queues.queue_url, orjson.dumps(payment(7)).decode(), request_id="req-transient")
+        poller = SqsPoller(sqs, queues.queue_url, lambda_handler, batch_size=10, wait_time_seconds=1)
+        handled = 0
+        while handled < 3:
+            handled += poller.poll_once().received
+        assert 1 in store.applied
+
+        # The poison message was dead-lettered by the Lambda itself, with the reason.
+        dead = drain(sqs, queues.dlq_url)
+        assert [m["MessageAttributes"]["dlq_reason"]["StringValue"] for m in dead] == ["unknown_order"]
+        assert dead[0]["MessageAttributes"]["request_id"]["StringValue"] == "req-poison"
+
+        # The transient one is retried until maxReceiveCount, then redrive moves it to the DLQ.
+        deadline = time.monotonic() + 10
+        while not (dead := drain(sqs, queues.dlq_url)) and time.monotonic() < deadline:
+            poller.poll_once()
+        assert [m["MessageAttributes"]["request_id"]["StringValue"] for m in dead] == ["req-transient"]
+        assert "dlq_reason" not in dead[0]["MessageAttributes"]
+        assert len(orders.calls("POST", r"/internal/orders/7/payment-outcome")) == MAX_RECEIVES * 2  # 1 retry each
+    finally:
+        use_processor(None)
+
+
+def test_poller_process_stops_cleanly_on_sigterm(queues, aws_env):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.local.sqs_poller", "--queue-url", queues.queue_url, "--wait-seconds", "1"],
+        env={**os.environ, **aws_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert "sqs_poller_started" in line, line
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert "sqs_poller_stopped" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()

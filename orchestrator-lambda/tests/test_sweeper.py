@@ -1,0 +1,122 @@
+"""Sweeper Lambda: re-publishing overdue payments, expiring reservations, purging keys."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from orchestrator.config import load_settings
+from orchestrator.local.lambda_context import LocalLambdaContext
+from orchestrator.local.sweeper_timer import SweeperTimer, scheduled_event
+from orchestrator.sweeper.handler import build_sweeper, lambda_handler, use_sweeper
+from orchestrator.sweeper.sweeper import SweepIncomplete
+
+from .conftest import QUEUE_URL
+from .stubs import problem
+
+
+def overdue(order_id: int) -> dict:
+    return {
+        "order_id": order_id,
+        "customer_id": 3,
+        "amount_cents": 100 * order_id,
+        "confirmed_at": "2026-01-01T00:00:00Z",
+    }
+
+
+@pytest.fixture
+def sweep(environ, sqs):
+    environ = {**environ, "PAYMENT_GRACE_SECONDS": "90", "SWEEPER_BATCH_LIMIT": "2"}
+    sweeper = build_sweeper(load_settings(environ), sqs_client=sqs)
+    sweeper.publisher.sender.sleep = lambda _s: None
+    use_sweeper(sweeper)
+    yield lambda: lambda_handler(scheduled_event(), LocalLambdaContext("SweeperFunction"))
+    use_sweeper(None)
+
+
+def paged_overdue(orders) -> None:
+    pages = {None: ([overdue(1), overdue(2)], "next"), "next": ([overdue(3)], None)}
+
+    def answer(req, _m):
+        data, cursor = pages[req.query.get("cursor")]
+        return 200, {"data": data, "pagination": {"next_cursor": cursor, "limit": 2}}
+
+    orders.on("GET", "/internal/payments/overdue", answer)
+
+
+def test_sweep_republishes_expires_and_purges(sweep, orders, sqs):
+    paged_overdue(orders)
+    orders.on("POST", "/internal/reservations/expire", (200, {"expired_order_ids": [7, 8], "count": 2}))
+    orders.on("POST", "/internal/idempotency-keys/purge", (200, {"purged": 5}))
+
+    report = sweep()
+
+    assert report == {
+        "overdue_found": 3,
+        "payment_events_republished": 3,
+        "payment_events_failed": 0,
+        "reservations_expired": 2,
+        "idempotency_keys_purged": 5,
+        "failed_steps": [],
+    }
+    first_page = orders.calls("GET", "/internal/payments/overdue")[0]
+    assert first_page.query == {"older_than_seconds": "90", "limit": "2"}
+    bodies = sqs.bodies(QUEUE_URL)
+    assert [(b["order_id"], b["amount_cents"], b["type"]) for b in bodies] == [
+        (1, 100, "payment.requested"),
+        (2, 200, "payment.requested"),
+        (3, 300, "payment.requested"),
+    ]
+    request_ids = {m["MessageAttributes"]["request_id"]["StringValue"] for m in sqs.sent}
+    assert len(request_ids) == 1  # one id per sweep, also sent to orders-service
+    assert first_page.headers["x-request-id"] in request_ids
+    assert first_page.headers["authorization"].startswith("Bearer ")
+
+
+def test_a_failed_step_does_not_stop_the_others_and_the_run_reports_it(sweep, orders, sqs):
+    orders.on("GET", "/internal/payments/overdue", (503, problem(503, "not_ready")))
+    orders.on("POST", "/internal/reservations/expire", (200, {"expired_order_ids": [], "count": 0}))
+    orders.on("POST", "/internal/idempotency-keys/purge", (200, {"purged": 1}))
+    with pytest.raises(SweepIncomplete, match="republish_overdue_payments"):
+        sweep()
+    assert orders.calls("POST", "/internal/idempotency-keys/purge")
+
+
+def test_publish_failures_are_counted(sweep, orders, sqs):
+    paged_overdue(orders)
+    orders.on("POST", "/internal/reservations/expire", (200, {"count": 0}))
+    orders.on("POST", "/internal/idempotency-keys/purge", (200, {"purged": 0}))
+    sqs.failures = 1000
+    report = sweep()
+    assert report["payment_events_failed"] == 3 and report["payment_events_republished"] == 0
+
+
+def test_sweep_logs_its_counts(sweep, orders, log_lines):
+    orders.on("GET", "/internal/payments/overdue", (200, {"data": [], "pagination": {"next_cursor": None}}))
+    orders.on("POST", "/internal/reservations/expire", (200, {"count": 4}))
+    orders.on("POST", "/internal/idempotency-keys/purge", (200, {"purged": 0}))
+    sweep()
+    (line,) = [entry for entry in log_lines() if entry["message"] == "sweep_finished"]
+    assert line["reservations_expired"] == 4 and line["request_id"]
+
+
+def test_timer_keeps_ticking_after_a_failed_run():
+    calls = []
+
+    def handler(event, context):
+        calls.append(event["detail-type"])
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        if len(calls) == 3:
+            timer.stop()
+        return {"ok": True}
+
+    timer = SweeperTimer(handler, interval_seconds=0.01)
+    timer.run()
+    assert calls == ["Scheduled Event"] * 3
+
+
+def test_scheduled_event_shape():
+    event = scheduled_event()
+    assert event["source"] == "aws.events" and event["detail-type"] == "Scheduled Event"
+    assert orjson.loads(orjson.dumps(event))["resources"][0].startswith("arn:aws:events:")
