@@ -56,6 +56,16 @@ env: .env ## create .env from .env.example with fresh random secrets (kept if it
 	@test -f .env && echo ".env exists (delete it or run scripts/make_env.py --force to regenerate)" \
 		|| python3 scripts/make_env.py
 
+.PHONY: run
+run: $(STAMP) .env ## start the whole stack locally: BFF :3000, services :3001/:3002, SQS :4566 (Ctrl-C stops)
+	$(PY) scripts/stack.py
+
+.PHONY: migrate
+migrate: $(STAMP) ## apply both services' Alembic migrations (DATABASE_URLs from .env / environment)
+	set -a; [ -f .env ] && . ./.env; set +a; \
+	DATABASE_URL="$${CUSTOMERS_DATABASE_URL:-}" $(PY) -m customers_service.cli migrate && \
+	DATABASE_URL="$${ORDERS_DATABASE_URL:-}" $(PY) -m orders_service.cli migrate
+
 .PHONY: lint
 lint: $(STAMP) ## ruff
 	$(PY) -m ruff check .
