@@ -7,22 +7,29 @@
   BFF :3000 (API Gateway HTTP API adapter → orchestrator Lambda handler)
   payments poller (SQS → payments Lambda, like an event source mapping), sweeper timer
 
-`Stack` is also what the end-to-end tests drive: they start it on MariaDB, stop and restart
-single processes, and read each process's JSON log file.
+`Stack` is also what the end-to-end tests drive: they start it on MariaDB with free ports and
+short timers, stop and restart single processes, and read each process's JSON log file.
+Every process runs in its own session (process group); stopping one stops its whole group
+(gunicorn workers, the adapter's execution environments) and waits until none is left.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -31,6 +38,17 @@ PYTHON = sys.executable
 
 COLOURS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m", "\033[31m", "\033[37m"]
 RESET = "\033[0m"
+
+WEB_SERVICES = ("customers-service", "orders-service")
+# Process name → POWERTOOLS_SERVICE_NAME, as in template.yaml.
+LAMBDA_SERVICE_NAMES = {"bff": "orchestrator", "payments": "payments", "sweeper": "sweeper"}
+# Variables that must not leak from the developer's shell into local processes: real AWS
+# credentials or endpoints, and database URLs meant for something else.
+_NOT_INHERITED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "DATABASE_URL")
+
+
+class StackError(RuntimeError):
+    """The stack could not start (the message says which process and where its log is)."""
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -47,9 +65,33 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a foreign process took the id
+        return False
+    return True
+
+
 @dataclass
 class ManagedProcess:
-    """One child process whose output goes to a log file (and optionally the terminal)."""
+    """One child process (and its process group) whose output goes to a log file.
+
+    Ready when `health_url` answers 200, or when a line containing one of `ready_markers`
+    appears in its output after this start, or at once if it has neither.
+    """
 
     name: str
     argv: list[str]
@@ -58,23 +100,29 @@ class ManagedProcess:
     echo: bool = False
     colour: str = ""
     health_url: str | None = None
+    ready_markers: tuple[str, ...] = ()
     process: subprocess.Popen | None = field(default=None, init=False)
     _pump: threading.Thread | None = field(default=None, init=False)
+    _log_offset: int = field(default=0, init=False)
 
-    def start(self, timeout: float = 40.0) -> None:
+    def start(self, timeout: float = 60.0, *, wait: bool = True, cancel: threading.Event | None = None) -> None:
+        if self.running:
+            raise StackError(f"{self.name} is already running")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.process = subprocess.Popen(
             self.argv,
             env=dict(self.env),
             cwd=str(ROOT),
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
+            start_new_session=True,  # Ctrl-C reaches only the runner; it stops children in order
         )
         self._pump = threading.Thread(target=self._copy_output, name=f"log-{self.name}", daemon=True)
         self._pump.start()
-        if self.health_url:
-            self.wait_healthy(timeout)
+        if wait:
+            self.wait_ready(timeout, cancel=cancel)
 
     def _copy_output(self) -> None:
         assert self.process and self.process.stdout
@@ -82,39 +130,80 @@ class ManagedProcess:
             for line in self.process.stdout:
                 log.write(line)
                 if self.echo:
-                    sys.stdout.write(f"{self.colour}{self.name:>18} |{RESET} {line.decode(errors='replace')}")
+                    text = line.decode(errors="replace")
+                    sys.stdout.write(f"{self.colour}{self.name:>17} |{RESET} {text}")
                     sys.stdout.flush()
 
-    def wait_healthy(self, timeout: float) -> None:
+    def _output_since_start(self) -> str:
+        if not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_offset)
+            return log.read().decode(errors="replace")
+
+    def is_ready(self) -> bool:
+        if self.health_url:
+            try:
+                return requests.get(self.health_url, timeout=5).status_code == 200
+            except requests.RequestException:
+                return False
+        if self.ready_markers:
+            output = self._output_since_start()
+            return any(marker in output for marker in self.ready_markers)
+        return True
+
+    def wait_ready(self, timeout: float = 60.0, *, cancel: threading.Event | None = None) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                if requests.get(self.health_url, timeout=1).status_code < 500:
-                    return
-            except requests.RequestException:
-                pass
+            if cancel is not None and cancel.is_set():
+                raise KeyboardInterrupt
+            if self.process is not None and self.process.poll() is not None:
+                raise StackError(self._failure(f"exited with code {self.process.returncode}"))
+            if self.is_ready():
+                return
             time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not become healthy within {timeout}s; see {self.log_path}")
+        raise StackError(self._failure(f"was not ready within {timeout:.0f}s"))
+
+    def _failure(self, what: str) -> str:
+        if self._pump:
+            self._pump.join(timeout=1)
+        tail = "\n".join(self._output_since_start().splitlines()[-15:])
+        return f"{self.name} {what}; log: {self.log_path}\n{tail}"
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
     def stop(self, timeout: float = 20.0) -> None:
-        if not self.running:
+        """SIGTERM to the whole process group, wait, SIGKILL what is left; no orphans."""
+        if self.process is None:
             return
-        assert self.process
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
+        pgid = self.process.pid  # leader of its own session
+        if _group_alive(pgid):
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            pass
+        # Workers of the group (gunicorn's, the adapter's environments) may outlive the leader briefly.
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _group_alive(pgid):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+        while _group_alive(pgid) and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
         if self._pump:
             self._pump.join(timeout=5)
 
@@ -134,8 +223,13 @@ class StackConfig:
     sqs_port: int = 4566
     web_workers: int = 2
     web_threads: int = 4
+    bff_environments: int = 4
     sweeper_interval_seconds: float = 30.0
     poller_wait_seconds: int = 1
+    poller_batch_size: int = 10
+    # The queue's redrive and redelivery (an event source mapping's behaviour depends on them).
+    max_receive_count: int = 5
+    visibility_timeout_seconds: int = 30
     echo: bool = False
     # Lets tests put a fault-injecting proxy between the BFF/sweeper and SQS.
     sqs_endpoint_for_publishers: str | None = None
@@ -153,12 +247,24 @@ class StackConfig:
             "sqs": self.sqs_endpoint,
         }
 
+    @property
+    def ports(self) -> dict[str, int]:
+        return {
+            "BFF_PORT": self.bff_port,
+            "CUSTOMERS_PORT": self.customers_port,
+            "ORDERS_PORT": self.orders_port,
+            "SQS_PORT": self.sqs_port,
+        }
+
 
 def default_config(echo: bool = True) -> StackConfig:
-    """Configuration for `make run`: .env plus the environment (the environment wins)."""
+    """Configuration for `make run`: .env plus the environment (the environment wins).
+
+    STACK_VAR_DIR moves the SQLite files and logs (default var/ in the repository).
+    """
     env = {**read_env_file(ROOT / ".env"), **os.environ}
-    var = ROOT / "var"
-    var.mkdir(exist_ok=True)
+    var = Path(env.get("STACK_VAR_DIR") or ROOT / "var").resolve()
+    var.mkdir(parents=True, exist_ok=True)
     return StackConfig(
         env=env,
         customers_database_url=env.get("CUSTOMERS_DATABASE_URL") or f"sqlite:///{var / 'customers.db'}",
@@ -169,6 +275,8 @@ def default_config(echo: bool = True) -> StackConfig:
         orders_port=int(env.get("ORDERS_PORT", "3002")),
         sqs_port=int(env.get("SQS_PORT", "4566")),
         sweeper_interval_seconds=float(env.get("SWEEPER_INTERVAL_SECONDS", "30")),
+        max_receive_count=int(env.get("PAYMENTS_MAX_RECEIVE_COUNT", "5")),
+        visibility_timeout_seconds=int(env.get("PAYMENTS_VISIBILITY_TIMEOUT_SECONDS", "30")),
         echo=echo,
     )
 
@@ -178,17 +286,24 @@ class Stack:
         self.config = config
         self.processes: dict[str, ManagedProcess] = {}
         self.queue_urls: dict[str, str] = {}
+        self.demo: dict[str, Any] = {}
+        # Set (e.g. by a signal handler) to abandon a start in progress.
+        self.cancel = threading.Event()
 
     # --- environment per process ------------------------------------------------------------
 
     def _base_env(self) -> dict[str, str]:
-        env = {k: v for k, v in self.config.env.items() if not k.endswith("DATABASE_URL")}
+        env = {
+            k: v
+            for k, v in self.config.env.items()
+            if not k.endswith("DATABASE_URL") and k not in _NOT_INHERITED and v is not None
+        }
         env.setdefault("APP_ENV", "development")
         env.setdefault("AWS_REGION", "us-east-1")
-        env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
-        # moto accepts any credentials; set dummies so boto3 never looks for real ones.
-        env.setdefault("AWS_ACCESS_KEY_ID", "local")
-        env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        env["AWS_DEFAULT_REGION"] = env["AWS_REGION"]
+        # moto accepts any credentials; dummies also keep real ones away from local processes.
+        env["AWS_ACCESS_KEY_ID"] = "local"
+        env["AWS_SECRET_ACCESS_KEY"] = "local"
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -197,71 +312,125 @@ class Stack:
         env = self._base_env()
         env["CUSTOMERS_API_URL"] = urls["customers"]
         env["ORDERS_API_URL"] = urls["orders"]
-        if name == "customers-service":
-            env.update(DATABASE_URL=self.config.customers_database_url, PORT=str(self.config.customers_port))
-        elif name == "orders-service":
-            env.update(DATABASE_URL=self.config.orders_database_url, PORT=str(self.config.orders_port))
-        else:
+        env["SERVICE_NAME"] = name
+        if name in WEB_SERVICES:
+            customers = name == "customers-service"
+            env["DATABASE_URL"] = self.config.customers_database_url if customers else self.config.orders_database_url
+            env["PORT"] = str(self.config.customers_port if customers else self.config.orders_port)
+            env["HOST"] = "127.0.0.1"
+            env["WEB_CONCURRENCY"] = str(self.config.web_workers)
+            env["GUNICORN_THREADS"] = str(self.config.web_threads)
+        elif name in LAMBDA_SERVICE_NAMES:
+            env["POWERTOOLS_SERVICE_NAME"] = LAMBDA_SERVICE_NAMES[name]
             publishers = name in ("bff", "sweeper")
             endpoint = self.config.sqs_endpoint_for_publishers if publishers else None
             env["AWS_ENDPOINT_URL_SQS"] = endpoint or self.config.sqs_endpoint
             env["PAYMENTS_QUEUE_URL"] = self.queue_urls.get("payments", "")
             env["PAYMENTS_DLQ_URL"] = self.queue_urls.get("payments-dlq", "")
-        env["SERVICE_NAME"] = name
-        env["WEB_CONCURRENCY"] = str(self.config.web_workers)
-        env["GUNICORN_THREADS"] = str(self.config.web_threads)
-        env["HOST"] = "127.0.0.1"
         return env
 
-    def _process(self, name: str, argv: list[str], health_url: str | None = None) -> ManagedProcess:
-        colour = COLOURS[len(self.processes) % len(COLOURS)]
+    def _process(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        health_url: str | None = None,
+        ready_markers: tuple[str, ...] = (),
+        echo: bool | None = None,
+    ) -> ManagedProcess:
+        existing = self.processes.get(name)
+        if existing is not None and existing.running:
+            raise StackError(f"{name} is already running")
+        position = list(self.processes).index(name) if name in self.processes else len(self.processes)
+        colour = COLOURS[position % len(COLOURS)]
         process = ManagedProcess(
             name=name,
             argv=argv,
             env=self.service_env(name),
             log_path=self.config.log_dir / f"{name}.log",
-            echo=self.config.echo,
+            echo=self.config.echo if echo is None else echo,
             colour=colour,
             health_url=health_url,
+            ready_markers=ready_markers,
         )
         self.processes[name] = process
         return process
 
     # --- steps ------------------------------------------------------------------------------
 
-    def _run_once(self, name: str, argv: list[str]) -> None:
-        result = subprocess.run(argv, env=self.service_env(name), cwd=str(ROOT), capture_output=True, text=True)
+    def _run_once(self, name: str, argv: list[str]) -> str:
+        result = subprocess.run(
+            argv, env=self.service_env(name), cwd=str(ROOT), capture_output=True, text=True, timeout=300
+        )
         if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv[1:])} failed:\n{result.stdout}\n{result.stderr}")
+            raise StackError(f"{name}: {' '.join(argv[1:])} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def _prepare_database(self, service: str, seed: bool) -> str:
+        package = service.replace("-", "_")
+        self._run_once(service, [PYTHON, "-m", f"{package}.cli", "migrate"])
+        return self._run_once(service, [PYTHON, "-m", f"{package}.cli", "seed-demo"]) if seed else ""
 
     def prepare_databases(self, seed: bool = True) -> None:
-        for service, package in (("customers-service", "customers_service"), ("orders-service", "orders_service")):
-            self._run_once(service, [PYTHON, "-m", f"{package}.cli", "migrate"])
-            if seed:
-                self._run_once(service, [PYTHON, "-m", f"{package}.cli", "seed-demo"])
+        """Migrate both databases (in parallel) and seed the demo data: admin, the demo customer
+        and its `user` login (passwords from DEMO_*_PASSWORD), a few products."""
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            outputs = list(pool.map(lambda service: self._prepare_database(service, seed), WEB_SERVICES))
+        if seed:
+            # customers-service prints {'customer_id': ..., 'admin_username': ..., 'user_username': ...}
+            for line in reversed(outputs[0].strip().splitlines()):
+                try:
+                    self.demo = dict(ast.literal_eval(line.strip()))
+                    break
+                except (ValueError, SyntaxError, TypeError):
+                    continue
 
-    def start_sqs(self) -> None:
+    def start_sqs(self, *, wait: bool = True) -> ManagedProcess:
         sqs = self._process(
             "sqs",
             [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.config.sqs_port)],
             health_url=f"{self.config.sqs_endpoint}/moto-api/",
+            echo=False,  # one access-log line per poll: in var/log/sqs.log only
         )
-        sqs.start()
-        from orchestrator.local.queues import create_payment_queues
+        sqs.start(wait=wait, cancel=self.cancel)
+        return sqs
 
-        self.queue_urls = create_payment_queues(endpoint_url=self.config.sqs_endpoint)
+    def sqs_client(self, endpoint_url: str | None = None) -> Any:
+        import boto3
 
-    def start_web_service(self, name: str) -> None:
+        return boto3.client(
+            "sqs",
+            endpoint_url=endpoint_url or self.config.sqs_endpoint,
+            region_name=self.config.env.get("AWS_REGION") or "us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def create_queues(self) -> dict[str, str]:
+        """`payments` + `payments-dlq` with the configured redrive and visibility (idempotent)."""
+        from orchestrator.local.queues import ensure_payment_queues
+
+        queues = ensure_payment_queues(
+            self.sqs_client(),
+            max_receive_count=self.config.max_receive_count,
+            visibility_timeout_seconds=self.config.visibility_timeout_seconds,
+        )
+        self.queue_urls = {"payments": queues.queue_url, "payments-dlq": queues.dlq_url}
+        return self.queue_urls
+
+    def start_web_service(self, name: str, *, wait: bool = True) -> ManagedProcess:
         package = name.replace("-", "_")
         port = self.config.customers_port if name == "customers-service" else self.config.orders_port
-        self._process(
+        process = self._process(
             name,
             [PYTHON, "-m", "gunicorn", "-c", "python:servicekit.gunicorn_conf", f"{package}.wsgi:app"],
             health_url=f"http://127.0.0.1:{port}/health",
-        ).start()
+        )
+        process.start(wait=wait, cancel=self.cancel)
+        return process
 
-    def start_bff(self) -> None:
-        self._process(
+    def start_bff(self, *, wait: bool = True) -> ManagedProcess:
+        process = self._process(
             "bff",
             [
                 PYTHON,
@@ -271,81 +440,201 @@ class Stack:
                 "127.0.0.1",
                 "--port",
                 str(self.config.bff_port),
+                "--environments",
+                str(self.config.bff_environments),
             ],
-            health_url=f"{self.config.urls['bff']}/health",
-        ).start()
+            # /ready: an execution environment started and the configuration and secrets loaded.
+            health_url=f"{self.config.urls['bff']}/ready",
+        )
+        process.start(wait=wait, cancel=self.cancel)
+        return process
 
-    def start_payments_poller(self) -> None:
-        self._process(
+    def start_payments_poller(self, *, wait: bool = True) -> ManagedProcess:
+        process = self._process(
             "payments",
-            [PYTHON, "-m", "orchestrator.local.sqs_poller", "--wait-seconds", str(self.config.poller_wait_seconds)],
-        ).start()
+            [
+                PYTHON,
+                "-m",
+                "orchestrator.local.sqs_poller",
+                "--queue-url",
+                self.queue_urls["payments"],
+                "--endpoint-url",
+                self.config.sqs_endpoint,
+                "--batch-size",
+                str(self.config.poller_batch_size),
+                "--wait-seconds",
+                str(self.config.poller_wait_seconds),
+            ],
+            ready_markers=("sqs_poller_started",),
+        )
+        process.start(wait=wait, cancel=self.cancel)
+        return process
 
-    def start_sweeper(self) -> None:
-        self._process(
+    def start_sweeper(self, *, wait: bool = True) -> ManagedProcess:
+        process = self._process(
             "sweeper",
-            [PYTHON, "-m", "orchestrator.local.sweeper_timer", "--interval", str(self.config.sweeper_interval_seconds)],
-        ).start()
+            [
+                PYTHON,
+                "-m",
+                "orchestrator.local.sweeper_timer",
+                "--interval",
+                str(self.config.sweeper_interval_seconds),
+            ],
+            # The timer runs the sweeper at once; ready after that first run.
+            ready_markers=("sweep_finished", "sweep_failed"),
+        )
+        process.start(wait=wait, cancel=self.cancel)
+        return process
+
+    def check_ports(self) -> None:
+        busy = [f"{name}={port}" for name, port in self.config.ports.items() if port_in_use(port)]
+        if busy:
+            raise StackError(
+                f"port(s) already in use: {', '.join(busy)}. Another `make run`? Stop it, or choose other "
+                "ports, e.g. `BFF_PORT=3100 CUSTOMERS_PORT=3101 ORDERS_PORT=3102 SQS_PORT=4576 make run`."
+            )
+
+    def _start_together(self, *starters: Callable[..., ManagedProcess]) -> None:
+        processes = [start(wait=False) for start in starters]
+        for process in processes:
+            process.wait_ready(cancel=self.cancel)
 
     def start(self, *, seed: bool = True) -> None:
         try:
-            self.start_sqs()
+            self.check_ports()
+            sqs = self.start_sqs(wait=False)
             self.prepare_databases(seed=seed)
-            self.start_web_service("customers-service")
-            self.start_web_service("orders-service")
-            self.start_bff()
-            self.start_payments_poller()
-            self.start_sweeper()
+            sqs.wait_ready(cancel=self.cancel)
+            self.create_queues()
+            self._start_together(
+                lambda **kw: self.start_web_service("customers-service", **kw),
+                lambda **kw: self.start_web_service("orders-service", **kw),
+            )
+            self._start_together(self.start_bff, self.start_payments_poller, self.start_sweeper)
         except BaseException:
             self.stop()
             raise
 
-    def restart(self, name: str) -> None:
+    # --- single processes (tests) -----------------------------------------------------------
+
+    def stop_process(self, name: str) -> None:
+        self.processes[name].stop()
+
+    def start_process(self, name: str, env: Mapping[str, str] | None = None) -> None:
+        """Start a stopped process again (same command, same log file), with env overrides."""
         process = self.processes[name]
-        process.stop()
-        process.start()
+        if env:
+            process.env = {**process.env, **env}
+        process.start(cancel=self.cancel)
+
+    def restart(self, name: str, env: Mapping[str, str] | None = None) -> None:
+        self.stop_process(name)
+        self.start_process(name, env)
+
+    def log_lines(self, name: str) -> list[str]:
+        return self.processes[name].log_lines()
+
+    def log_records(self, name: str) -> list[dict[str, Any]]:
+        """The JSON objects among a process's log lines."""
+        records = []
+        for line in self.log_lines(name):
+            if line.startswith("{"):
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue
+        return records
 
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
             process.stop()
 
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
 
-def print_banner(stack: Stack) -> None:
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+# --- make run ---------------------------------------------------------------------------------
+
+
+def demo_product(stack: Stack) -> dict[str, Any] | None:
+    """Log in as the demo user through the BFF and read the catalogue: proves the public path
+    works and gives the banner's example a real product id."""
+    bff = stack.config.urls["bff"]
+    password = stack.config.env.get("DEMO_USER_PASSWORD", "")
+    try:
+        login = requests.post(f"{bff}/auth/login", json={"username": "user", "password": password}, timeout=15)
+        login.raise_for_status()
+        token = login.json()["access_token"]
+        products = requests.get(f"{bff}/products", headers={"Authorization": f"Bearer {token}"}, timeout=15)
+        products.raise_for_status()
+        in_stock = [p for p in products.json()["data"] if p["stock"] >= 2]
+        return in_stock[0] if in_stock else None
+    except (requests.RequestException, KeyError, ValueError) as exc:
+        print(f"warning: the demo login through the BFF failed ({exc}); see {stack.config.log_dir}", file=sys.stderr)
+        return None
+
+
+def without_password(url: str) -> str:
+    """`mysql+pymysql://user:secret@host/db` → `mysql+pymysql://user:***@host/db`."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
+
+
+def banner(stack: Stack, product: Mapping[str, Any] | None = None) -> str:
     env = stack.config.env
     urls = stack.config.urls
+    bff = urls["bff"]
     admin_password = env.get("DEMO_ADMIN_PASSWORD", "<see .env>")
     user_password = env.get("DEMO_USER_PASSWORD", "<see .env>")
-    print(
-        f"""
+    customer_id = stack.demo.get("customer_id", "?")
+    product_id = product["id"] if product else 1
+    product_note = f"  # {product['sku']}: {product['name']}" if product else ""
+    login_body = json.dumps({"username": "user", "password": user_password})
+    order_body = json.dumps({"items": [{"product_id": product_id, "qty": 2}]})
+    return f"""
 B2B order platform is up (Ctrl-C stops everything).
 
-  BFF (public API)     {urls["bff"]}
+  BFF (public API)     {bff}   docs: {bff}/docs
   customers-service    {urls["customers"]}   docs: {urls["customers"]}/docs
   orders-service       {urls["orders"]}   docs: {urls["orders"]}/docs
   SQS (moto)           {urls["sqs"]}   queues: payments, payments-dlq
-  databases            {stack.config.customers_database_url}
-                       {stack.config.orders_database_url}
+  databases            {without_password(stack.config.customers_database_url)}
+                       {without_password(stack.config.orders_database_url)}
   logs                 {stack.config.log_dir}/<process>.log
+  payments             PAYMENT_SIMULATION_MODE={env.get("PAYMENT_SIMULATION_MODE") or "random"}
 
-Demo logins: admin / {admin_password}    user / {user_password}  (customer "Demo Buyer Co")
+Demo logins: admin / {admin_password}
+             user / {user_password}   (customer {customer_id}, "Demo Buyer Co": a customer user
+             acts for itself, so customer_id may be left out of its requests)
 
-Try it:
-  TOKEN=$(curl -s {urls["bff"]}/auth/login -H 'Content-Type: application/json' \\
-    -d '{{"username":"user","password":"{user_password}"}}' \\
+Try it (bash):
+  BFF={bff}
+  TOKEN=$(curl -s $BFF/auth/login -H 'Content-Type: application/json' \\
+    -d '{login_body}' \\
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-  curl -s {urls["bff"]}/products -H "Authorization: Bearer $TOKEN"
-  curl -s -X POST {urls["bff"]}/orchestrator/create-and-confirm-order \\
+  curl -s -w '\\n' $BFF/products -H "Authorization: Bearer $TOKEN"
+  ORDER=$(curl -s -X POST $BFF/orchestrator/create-and-confirm-order \\
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
-    -H "Idempotency-Key: demo-$(date +%s%N)" \\
-    -d '{{"customer_id": 1, "items": [{{"product_id": 1, "qty": 2}}]}}'
-  curl -s {urls["bff"]}/orders -H "Authorization: Bearer $TOKEN"     # PENDING → PAID or CANCELED within seconds
-""",
-        flush=True,
-    )
+    -H "Idempotency-Key: demo-$(date +%s)" \\
+    -d '{order_body}' \\
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["order"]["id"])'){product_note}
+  sleep 2; curl -s -w '\\n' $BFF/orders/$ORDER -H "Authorization: Bearer $TOKEN"
+
+The order is CONFIRMED with payment PENDING at once, then PAID, or CANCELED with cancel_reason
+payment_failed (random mode approves ~70%). Resending with the same Idempotency-Key replays it.
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run the whole platform locally.")
+    parser = argparse.ArgumentParser(description="Run the whole platform locally (Ctrl-C stops it).")
     parser.add_argument("--quiet", action="store_true", help="do not echo process logs to the terminal")
     args = parser.parse_args(argv)
     config = default_config(echo=not args.quiet)
@@ -358,12 +647,25 @@ def main(argv: list[str] | None = None) -> int:
 
     def request_stop(_signum: int, _frame: object) -> None:
         stopping.set()
+        stack.cancel.set()  # abandons a start in progress
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    stack.start()
-    print_banner(stack)
+    print(f"starting the stack; logs in {config.log_dir}", flush=True)
     try:
+        stack.start()
+    except KeyboardInterrupt:
+        print("\nstopped during start-up", flush=True)
+        return 130
+    except StackError as exc:
+        if stopping.is_set():  # Ctrl-C also reached a migration running in the foreground
+            print("\nstopped during start-up", flush=True)
+            return 130
+        print(f"\nthe stack did not start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return_code = 0
+    try:
+        print(banner(stack, demo_product(stack)), flush=True)
         while not stopping.is_set():
             dead = [p.name for p in stack.processes.values() if not p.running]
             if dead:
@@ -371,11 +673,10 @@ def main(argv: list[str] | None = None) -> int:
                 return_code = 1
                 break
             stopping.wait(1.0)
-        else:
-            return_code = 0
     finally:
         print("\nstopping…", flush=True)
         stack.stop()
+        print("stopped: every process has exited", flush=True)
     return return_code
 
 

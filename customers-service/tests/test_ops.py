@@ -108,6 +108,11 @@ def test_seed_demo_is_idempotent_and_refuses_production(database, client, monkey
     login = client.post("/auth/login", json={"username": "user", "password": "demo-user-pass"}).get_json()
     assert login["user"]["customer_id"] == first["customer_id"] and login["user"]["role"] == "customer"
     assert client.post("/auth/login", json={"username": "admin", "password": "demo-admin-pass"}).status_code == 200
+    # New passwords in .env (make env --force) over an existing database: the logins follow them.
+    monkeypatch.setenv("DEMO_USER_PASSWORD", "demo-user-pass-2")
+    assert seed_demo(database.url) == first
+    assert client.post("/auth/login", json={"username": "user", "password": "demo-user-pass"}).status_code == 401
+    assert client.post("/auth/login", json={"username": "user", "password": "demo-user-pass-2"}).status_code == 200
     monkeypatch.setenv("APP_ENV", "production")
     from servicekit.config import ConfigError
 

@@ -51,7 +51,9 @@ class RequestContextFilter(logging.Filter):
 
 
 _settings = get_settings()
-logger = Logger(service=_settings.service_name, level=_settings.log_level, use_rfc3339=True, utc=True)
+# ISO 8601 UTC with `Z` and milliseconds, like the services' lines (`%F` is powertools' milliseconds).
+LOG_DATEFMT = "%Y-%m-%dT%H:%M:%S.%FZ"
+logger = Logger(service=_settings.service_name, level=_settings.log_level, utc=True, datefmt=LOG_DATEFMT)
 logger.registered_handler.addFilter(RequestContextFilter())
 copy_config_to_registered_loggers(source_logger=logger, include={"servicekit.http_client"})
 tracer = Tracer(service=_settings.service_name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from orders_testkit import assert_problem, auth
+from orders_testkit import assert_problem, auth, unique_sku
 
 # Every route that needs a token, with a sample path. test_the_route_list_is_complete keeps it honest.
 PROTECTED = [
@@ -95,3 +95,23 @@ def test_a_customer_user_cannot_see_or_touch_another_customers_things(api, db):
     assert api.get_order(order["id"])["status"] == "CREATED"
     cart = api.client.get(f"/cart?customer_id={owner}", headers=api.admin).get_json()
     assert [(i["product_id"], i["qty"]) for i in cart["items"]] == [(product["id"], 1)]
+
+
+def test_product_writes_take_admins_and_the_bff_service_token_but_not_customers(api, client, tokens):
+    """The BFF relays its admins' product writes with its own service token (conventions:
+    "the BFF calls the services with its service token and enforces the user's scope itself")."""
+    bff = auth(tokens.service("orchestrator", "orders-service"))
+    created = client.post(
+        "/products", json={"sku": unique_sku("SVC"), "name": "via BFF", "price_cents": 5, "stock": 1}, headers=bff
+    )
+    assert created.status_code == 201, created.get_json()
+    product_id = created.get_json()["id"]
+    assert client.patch(f"/products/{product_id}", json={"price_cents": 7}, headers=bff).get_json()["price_cents"] == 7
+    assert client.post(f"/products/{product_id}/restock", json={"qty": 2}, headers=bff).get_json()["stock"] == 3
+    customer = api.customer_headers(api.new_customer())
+    for method, path, body in (
+        ("POST", "/products", {"sku": unique_sku("SVC"), "name": "no", "price_cents": 5, "stock": 1}),
+        ("PATCH", f"/products/{product_id}", {"price_cents": 1}),
+        ("POST", f"/products/{product_id}/restock", {"qty": 1}),
+    ):
+        assert_problem(client.open(path, method=method, json=body, headers=customer), 403, "forbidden")

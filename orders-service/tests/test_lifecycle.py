@@ -41,6 +41,23 @@ def test_cancel_created_returns_stock_once(api, db):
     assert stock_of(db, product["id"]) == 10
 
 
+def test_a_keyed_cancel_replays_instead_of_conflicting(api, db):
+    """The BFF cancels with a key: its retry must get the answer of the cancel that happened."""
+    product = api.new_product(stock=10)
+    first, second = (api.new_order(api.new_customer(), [(product["id"], 2)]) for _ in range(2))
+    headers = {**api.admin, "Idempotency-Key": "cancel-key-1"}
+    canceled = api.cancel(first["id"], headers=headers)
+    assert canceled.status_code == 200 and "Idempotent-Replayed" not in canceled.headers
+    again = api.cancel(first["id"], headers=headers)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == canceled.get_json()
+    assert stock_of(db, product["id"]) == 8
+    assert_problem(api.cancel(second["id"], headers=headers), 422, "idempotency_key_mismatch")
+    assert api.get_order(second["id"])["status"] == "CREATED"
+    other_key = {**api.admin, "Idempotency-Key": "cancel-key-2"}
+    assert_problem(api.cancel(first["id"], headers=other_key), 409, "invalid_state_transition")
+
+
 def test_cancel_confirmed_only_within_the_window(api, db):
     inside, product = confirmed_order(api, qty=3)
     assert api.cancel(inside["id"]).status_code == 200

@@ -12,16 +12,6 @@ SCRIPTS = Path(__file__).resolve().parents[1]
 ROOT = SCRIPTS.parent
 
 
-def run(script: str, *args: str, env_file: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPTS / script), *args, *(["--env-file", str(env_file)] if env_file else [])],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-
-
 @pytest.fixture
 def env_file(tmp_path):
     output = tmp_path / ".env"
@@ -59,8 +49,17 @@ def test_make_env_fills_every_secret_and_keeps_the_rest(env_file, tmp_path):
 
 
 def test_minted_service_token_verifies(env_file):
-    result = run("mint_token.py", "service", "--caller", "payments", "--audience", "orders-service", env_file=None)
-    assert result.returncode != 0  # no ring in the environment and no .env given
+    # No ring in the environment and none in the env file (not the repository's .env, which
+    # `make run` creates: the test must not depend on it).
+    missing = env_file.parent / "missing.env"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "mint_token.py"), "--env-file", str(missing), "service"]
+        + ["--caller", "payments", "--audience", "orders-service"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode != 0 and "SERVICE_JWT_KEYS" in result.stderr
     result = subprocess.run(
         [
             sys.executable,

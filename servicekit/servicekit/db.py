@@ -49,13 +49,14 @@ def make_engine(
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
         _make_sqlite_transactions_immediate(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         echo=echo,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
         pool_pre_ping=False,  # recycling covers idle drops without a ping per checkout
+        pool_reset_on_return=None,  # `_reset_unless_idle` below does it, only when needed
         isolation_level="READ COMMITTED",
         connect_args={
             "charset": "utf8mb4",
@@ -64,6 +65,30 @@ def make_engine(
             "SESSION time_zone = '+00:00'",
         },
     )
+    event.listen(engine, "reset", _reset_unless_idle)
+    return engine
+
+
+_SERVER_STATUS_IN_TRANS = 1  # MySQL protocol status flag: a transaction is open
+
+
+def _reset_unless_idle(dbapi_connection, _record, reset_state) -> None:
+    """Roll back a connection coming back to the pool, unless that is known to be a no-op.
+
+    The pool's default rollback-on-return costs a round trip after every commit: SQLAlchemy
+    cannot tell that a committed connection is clean. The server can: its answer to the COMMIT
+    (or ROLLBACK) says whether a transaction is still open. A transaction SQLAlchemy started is
+    always ended by SQLAlchemy before the connection returns (`Connection.close()` rolls it
+    back, reported here as `transaction_was_reset`), so what is skipped is exactly the
+    redundant ROLLBACK after a commit. Anything else, or a driver without that status, is
+    rolled back as before.
+    """
+    if reset_state.transaction_was_reset:
+        return
+    status = getattr(dbapi_connection, "server_status", None)
+    if isinstance(status, int) and not status & _SERVER_STATUS_IN_TRANS:
+        return
+    dbapi_connection.rollback()
 
 
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:

@@ -7,6 +7,8 @@ use both cores. Graceful shutdown gives in-flight requests time to finish on SIG
 import multiprocessing
 import os
 
+from gunicorn.glogging import Logger
+
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", str(multiprocessing.cpu_count() * 2)))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
@@ -17,8 +19,22 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
 # Each worker builds its own connection pool after fork: connections must never be shared.
 preload_app = False
+
+
+class NoAccessLogLogger(Logger):
+    """gunicorn's logger without its access log. With `logconfig_dict` set, gunicorn would build
+    the access-log atoms for every request even though no handler writes them."""
+
+    def _compute_access_log_enabled(self):
+        return False
+
+    def access(self, resp, req, environ, request_time):
+        return None
+
+
 # Our own http_request log line replaces gunicorn's access log.
 accesslog = None
+logger_class = NoAccessLogLogger
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 logconfig_dict = {

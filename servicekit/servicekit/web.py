@@ -273,6 +273,28 @@ def log_context(**fields: Any) -> None:
 # --- App factory ------------------------------------------------------------------------------
 
 
+class ServiceFlask(Flask):
+    """Flask, minus a per-call cost: `ensure_sync` asks `inspect` whether a function is a
+    coroutine on every call of every view, hook and flask-smorest wrapper (about ten per
+    request); the answer never changes, so it is remembered per function."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._is_coroutine: dict[Any, bool] = {}
+
+    def ensure_sync(self, func: Callable) -> Callable:
+        key = getattr(func, "__func__", func)  # a bound method is new on every access; its function is not
+        try:
+            is_coroutine = self._is_coroutine[key]
+        except KeyError:
+            is_coroutine = super().ensure_sync(func) is not func
+            if len(self._is_coroutine) < 10_000:
+                self._is_coroutine[key] = is_coroutine
+        except TypeError:  # unhashable callable: ask every time
+            return super().ensure_sync(func)
+        return super().ensure_sync(func) if is_coroutine else func
+
+
 def create_service_app(
     service_name: str,
     *,
@@ -282,7 +304,7 @@ def create_service_app(
     verifier: TokenVerifier | None,
     readiness_check: Callable[[], None],
 ) -> tuple[Flask, Api]:
-    app = Flask(service_name)
+    app = ServiceFlask(service_name)
     app.json = OrjsonProvider(app)
     app.url_map.strict_slashes = False
     app.config.update(

@@ -112,8 +112,14 @@ def _verify_quietly(password_hash: str, password: str) -> bool:
 def ensure_user(
     session: Session, *, username: str, password: str, role: str, customer_id: int | None
 ) -> tuple[dict[str, Any], bool]:
-    """Create the user unless the username exists (demo seeding); returns (user, created)."""
+    """Create the user unless the username exists (demo seeding); returns (user, created).
+
+    An existing user gets `password` if its stored one differs, so the demo logins always match
+    the passwords in .env, also after `make env` regenerated them over an existing database."""
     existing = repository.get_user_by_username(session, username)
     if existing is not None:
+        if not _verify_quietly(existing.password_hash, password):
+            existing.password_hash = password_hasher.hash(password)
+            existing.updated_at = utcnow()
         return user_to_dict(existing), False
     return create_user(session, username=username, password=password, role=role, customer_id=customer_id), True

@@ -22,6 +22,7 @@ from .auth import authenticate, customer_named_in_request, customer_owning, ensu
 from .dependencies import SERVICE_NAME, dependencies
 from .http import json_body, json_response, path_id, query_pairs, query_value, relay
 from .idempotency import client_key, default_correlation_id, derive_key
+from .openapi import openapi_document, swagger_ui_html
 from .validation import CancelOrderSchema, CheckoutSchema, CreateAndConfirmOrderSchema, int_query, load
 
 
@@ -58,6 +59,16 @@ def ready() -> Response:
             503, "not_ready", "The orchestrator's configuration did not load", headers={"Retry-After": "5"}
         ) from None
     return json_response({"status": "ready", "service": SERVICE_NAME})
+
+
+@route("GET", "/openapi.json")
+def openapi_json() -> Response:
+    return json_response(openapi_document())
+
+
+@route("GET", "/docs")
+def docs() -> Response:
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=swagger_ui_html())
 
 
 # --- auth -------------------------------------------------------------------------------------

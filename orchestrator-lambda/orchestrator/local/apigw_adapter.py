@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from .lambda_context import Handler, LocalLambdaContext, ensure_local_aws_credentials, load_handler
+from .lambda_context import Handler, LocalLambdaContext, ensure_local_aws_credentials, load_handler, log_json
 
 DEFAULT_HANDLER = "orchestrator.bff.handler.lambda_handler"
 DEFAULT_FUNCTION_NAME = "OrchestratorFunction"
@@ -331,8 +331,8 @@ class ApiGatewayAdapter:
 
     @staticmethod
     def log_failure(exc: BaseException) -> None:
-        line = {"level": "ERROR", "message": "lambda_invocation_failed", "error": f"{type(exc).__name__}: {exc}"}
-        print(orjson.dumps(line).decode(), flush=True)
+        error = f"{type(exc).__name__}: {exc}"
+        log_json("lambda_invocation_failed", logger="apigw_adapter", level="ERROR", error=error)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -355,10 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    print(
-        orjson.dumps({"level": "INFO", "message": "apigw_adapter_listening", "url": adapter.base_url}).decode(),
-        flush=True,
-    )
+    log_json("apigw_adapter_listening", logger="apigw_adapter", url=adapter.base_url, environments=args.environments)
     while not stop.wait(0.5):
         pass
     adapter.stop()

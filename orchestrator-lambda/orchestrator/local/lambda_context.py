@@ -8,7 +8,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 LOCAL_ACCOUNT_ID = "123456789012"
 
@@ -61,3 +64,10 @@ def ensure_local_aws_credentials(endpoint_url: str | None) -> None:
     if endpoint_url and not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
         os.environ["AWS_ACCESS_KEY_ID"] = "local"
         os.environ["AWS_SECRET_ACCESS_KEY"] = "local"
+
+
+def log_json(message: str, *, logger: str, level: str = "INFO", **fields: Any) -> None:
+    """One JSON log line on stdout from the local runtime itself (the functions log their own)."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    line = {"timestamp": now, "level": level, "logger": logger, "message": message, **fields}
+    print(orjson.dumps(line, default=str).decode(), flush=True)

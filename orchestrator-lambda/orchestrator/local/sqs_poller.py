@@ -26,9 +26,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-from .lambda_context import Handler, LocalLambdaContext, load_handler
+from .lambda_context import Handler, LocalLambdaContext, load_handler, log_json
 from .queues import ensure_payment_queues, local_sqs_client
 
 DEFAULT_HANDLER = "orchestrator.payments.handler.lambda_handler"
@@ -37,7 +35,7 @@ MAX_BATCH_SIZE = 10
 
 
 def _log(message: str, **fields: Any) -> None:
-    print(orjson.dumps({"level": "INFO", "logger": "sqs_poller", "message": message, **fields}).decode(), flush=True)
+    log_json(message, logger="sqs_poller", **fields)
 
 
 def lambda_message_attributes(message_attributes: dict[str, Any] | None) -> dict[str, Any]:

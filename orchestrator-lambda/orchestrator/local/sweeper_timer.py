@@ -17,9 +17,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
-from .lambda_context import LOCAL_ACCOUNT_ID, Handler, LocalLambdaContext, ensure_local_aws_credentials, load_handler
+from .lambda_context import (
+    LOCAL_ACCOUNT_ID,
+    Handler,
+    LocalLambdaContext,
+    ensure_local_aws_credentials,
+    load_handler,
+    log_json,
+)
 
 DEFAULT_HANDLER = "orchestrator.sweeper.handler.lambda_handler"
 DEFAULT_FUNCTION_NAME = "SweeperFunction"
@@ -54,13 +59,7 @@ class SweeperTimer:
         try:
             return self.handler(scheduled_event(), LocalLambdaContext(self.function_name, timeout_seconds=60))
         except Exception as exc:
-            line = {
-                "level": "ERROR",
-                "logger": "sweeper_timer",
-                "message": "sweep_failed",
-                "error": f"{type(exc).__name__}: {exc}",
-            }
-            print(orjson.dumps(line).decode(), flush=True)
+            log_json("sweep_failed", logger="sweeper_timer", level="ERROR", error=f"{type(exc).__name__}: {exc}")
             return None
 
     def run(self) -> None:

@@ -102,17 +102,21 @@ class OrderConfirm(MethodView):
 @blp.route(f"{ORDER_PATH}/cancel")
 class OrderCancel(MethodView):
     @requires("admin", "customer", "service")
+    @blp.doc(parameters=idempotency_key_parameters(required=False))
     @blp.alt_response(200, schema=OrderSchema, success=True, description="CANCELED, stock returned")
     @problem_responses(
         blp,
+        400,
         401,
         404,
         409,
-        s409="`invalid_state_transition` (PAID, CANCELED) or `cancel_window_expired`",
+        422,
+        s409="`invalid_state_transition` (PAID, CANCELED), `cancel_window_expired`, `idempotency_in_flight`",
     )
     def post(self, order_id):
         """Cancel: CREATED any time, CONFIRMED within CANCEL_WINDOW_SECONDS while payment is PENDING"""
         log_context(order_id=order_id)
-        order = orders.cancel_order(service_context(), current_principal(), order_id)
-        log_context(customer_id=order["customer_id"])
-        return order
+        key = read_idempotency_key(required=False)
+        outcome = orders.cancel_order(service_context(), current_principal(), order_id, key)
+        log_context(customer_id=outcome.body["customer_id"])
+        return outcome_response(outcome)

@@ -25,12 +25,12 @@ class Products(MethodView):
         """List products, by id"""
         return products.list_products(service_context(), limit=query["limit"], cursor=query["cursor"])
 
-    @requires("admin")
+    @requires("admin", "service")
     @blp.arguments(ProductCreateSchema)
     @blp.response(201, ProductSchema)
     @problem_responses(blp, 400, 401, 403, 409, s409="`duplicate_sku`")
     def post(self, body):
-        """Create a product (admin)"""
+        """Create a product (admin; the BFF calls for its admins with its service token)"""
         return products.create_product(service_context(), body)
 
 
@@ -43,7 +43,7 @@ class ProductById(MethodView):
         """Get one product"""
         return products.get_product(service_context(), product_id)
 
-    @requires("admin")
+    @requires("admin", "service")
     @blp.arguments(ProductUpdateSchema)
     @blp.response(200, ProductSchema)
     @problem_responses(blp, 400, 401, 403, 404)
@@ -54,7 +54,7 @@ class ProductById(MethodView):
 
 @blp.route(f"{PRODUCT_PATH}/restock")
 class ProductRestock(MethodView):
-    @requires("admin")
+    @requires("admin", "service")
     @blp.arguments(RestockSchema)
     @blp.response(200, ProductSchema)
     @problem_responses(blp, 400, 401, 403, 404)

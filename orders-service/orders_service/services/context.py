@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings
 from .customers import CustomerDirectory
+from .idempotency import ReplayCache
 
 
 @dataclass(frozen=True)
@@ -15,3 +16,4 @@ class ServiceContext:
     settings: Settings
     session_factory: sessionmaker[Session]
     customers: CustomerDirectory
+    replays: ReplayCache = field(default_factory=ReplayCache)

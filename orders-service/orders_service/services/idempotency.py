@@ -11,11 +11,17 @@ One transaction per attempt:
 
 `replay_if_stored` is the same read done before any work, so a replay needs nothing but the
 database (no downstream call, no locks).
+
+`ReplayCache` keeps, per process, the completed responses this process has replayed: a stored
+response never changes while its key lives (it is written once, in the transaction that made
+the change, and only expired keys are purged), so answering a retry from memory until the key's
+`expires_at` is exactly what the database would answer, without a round trip.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -72,7 +78,51 @@ class Outcome:
     replayed: bool = False
 
 
-def replay_if_stored(session_factory: sessionmaker[Session], request: IdempotentRequest | None) -> Outcome | None:
+class ReplayCache:
+    """Completed responses of keys this process has replayed, until each key expires.
+
+    Filled only from replays (a key retried once tends to be retried again), so a first
+    request costs nothing extra. Bounded: the oldest entries go first when it is full.
+    """
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[str, Outcome, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, request: IdempotentRequest | None) -> Outcome | None:
+        """The replay for `request` (422 if the key was used for another request), or None."""
+        if request is None or self.max_entries <= 0:
+            return None
+        entry = self._entries.get(request.scope_hash)
+        if entry is None:
+            return None
+        fingerprint, outcome, expires_at = entry
+        if expires_at <= utcnow():
+            with self._lock:
+                self._entries.pop(request.scope_hash, None)
+            return None
+        if fingerprint != request.fingerprint:
+            raise idempotency_key_mismatch()
+        return outcome
+
+    def put(self, request: IdempotentRequest, outcome: Outcome, expires_at: Any) -> None:
+        if self.max_entries <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                for scope_hash in list(self._entries)[: max(1, self.max_entries // 10)]:
+                    del self._entries[scope_hash]
+            self._entries[request.scope_hash] = (request.fingerprint, outcome, expires_at)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def replay_if_stored(
+    session_factory: sessionmaker[Session], request: IdempotentRequest | None, cache: ReplayCache | None = None
+) -> Outcome | None:
     """The stored outcome when this key already completed (422 if for another request)."""
     if request is None:
         return None
@@ -80,7 +130,7 @@ def replay_if_stored(session_factory: sessionmaker[Session], request: Idempotent
         stored = repo.find_idempotency_key(session, request.scope_hash)
     if stored is None or stored.response_status is None or stored.expires_at <= utcnow():
         return None
-    return _replay(stored, request)
+    return _replay(stored, request, cache)
 
 
 def run_once(
@@ -89,13 +139,14 @@ def run_once(
     work: Callable[[Session], Outcome],
     *,
     ttl_seconds: int,
+    cache: ReplayCache | None = None,
 ) -> Outcome:
     """Run `work` in one transaction guarded by the key (or unguarded when there is no key)."""
     if request is None:
         return transaction(session_factory, work)
 
     def guarded(session: Session) -> Outcome:
-        claim = _claim(session, request, ttl_seconds)
+        claim = _claim(session, request, ttl_seconds, cache)
         if isinstance(claim, Outcome):
             return claim
         outcome = work(session)
@@ -108,7 +159,9 @@ def run_once(
     return transaction(session_factory, guarded)
 
 
-def _claim(session: Session, request: IdempotentRequest, ttl_seconds: int) -> int | Outcome:
+def _claim(
+    session: Session, request: IdempotentRequest, ttl_seconds: int, cache: ReplayCache | None = None
+) -> int | Outcome:
     """Insert the key row (its id), or the outcome to replay when a twin already completed."""
     now = utcnow()
     for _ in range(3):
@@ -135,17 +188,20 @@ def _claim(session: Session, request: IdempotentRequest, ttl_seconds: int) -> in
         if stored is None:
             continue  # purged meanwhile; claim it again
         if stored.expires_at > now:
-            return _replay(stored, request)
+            return _replay(stored, request, cache)
         repo.delete_idempotency_key(session, stored.id)  # expired but not purged yet
     raise idempotency_in_flight()
 
 
-def _replay(stored: Any, request: IdempotentRequest) -> Outcome:
+def _replay(stored: Any, request: IdempotentRequest, cache: ReplayCache | None = None) -> Outcome:
     if stored.request_fingerprint != request.fingerprint:
         raise idempotency_key_mismatch()
     if stored.response_status is None:  # pragma: no cover - rows are committed with their response
         raise idempotency_in_flight()
-    return Outcome(stored.response_status, orjson.loads(stored.response_body), replayed=True)
+    outcome = Outcome(stored.response_status, orjson.loads(stored.response_body), replayed=True)
+    if cache is not None:
+        cache.put(request, outcome, stored.expires_at)
+    return outcome
 
 
 def purge_expired(session_factory: sessionmaker[Session], *, batch_size: int = PURGE_BATCH_SIZE) -> int:

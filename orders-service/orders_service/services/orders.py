@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from servicekit.auth import Principal
 from servicekit.db import transaction
 from servicekit.pagination import decode_cursor, page
-from servicekit.problems import forbidden, not_found
+from servicekit.problems import Problem, forbidden, not_found
 from servicekit.timeutil import utcnow
 from servicekit.web import scoped_customer_id
 
@@ -36,6 +36,7 @@ CANCEL_REASON_RESERVATION_EXPIRED = "reservation_expired"
 
 CREATE_ROUTE = "POST /orders"
 CONFIRM_ROUTE = "POST /orders/{order_id}/confirm"
+CANCEL_ROUTE = "POST /orders/{order_id}/cancel"
 
 
 # --- Create -----------------------------------------------------------------------------------
@@ -51,12 +52,20 @@ def create_order(
         request = IdempotentRequest.build(
             caller=principal.identity, route=CREATE_ROUTE, key=idempotency_key, path_params={}, body=body
         )
-    replay = idempotency.replay_if_stored(ctx.session_factory, request)
+    replay = ctx.replays.get(request)
     if replay is not None:
         return replay
 
-    # Outside any transaction: no row lock is ever held across an HTTP call.
-    ctx.customers.ensure_exists(customer_id)
+    # Outside any transaction: no row lock is ever held across an HTTP call. A replay of a key
+    # that completed answers the stored response whatever the customer's state now; a fresh
+    # key costs no extra read (the claim in `run_once` finds a completed twin anyway).
+    try:
+        ctx.customers.ensure_exists(customer_id)
+    except Problem:
+        replay = idempotency.replay_if_stored(ctx.session_factory, request, ctx.replays)
+        if replay is not None:
+            return replay
+        raise
 
     if body.get("from_cart"):
 
@@ -68,7 +77,9 @@ def create_order(
         def work(session: Session) -> Outcome:
             return Outcome(201, _reserve_and_create(session, customer_id, wanted))
 
-    return idempotency.run_once(ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds)
+    return idempotency.run_once(
+        ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
+    )
 
 
 def _reserve_and_create(session: Session, customer_id: int, wanted: dict[int, int]) -> dict[str, Any]:
@@ -130,25 +141,45 @@ def confirm_order(ctx: ServiceContext, principal: Principal, order_id: int, idem
         path_params={"order_id": order_id},
         body={},
     )
+    replay = ctx.replays.get(request)
+    if replay is not None:
+        return replay
 
     def work(session: Session) -> Outcome:
         now = utcnow()
-        order = _lock_order_of(session, principal, order_id)
+        order, items = repo.lock_order_with_items(session, order_id)
+        if order is None or not principal.can_act_for(order.customer_id):
+            raise not_found("order", order_id)
         if order.status != CREATED:
             raise invalid_state_transition(order, "confirm")
         changes = {"status": CONFIRMED, "payment_status": PENDING, "confirmed_at": now}
         repo.set_order_fields(session, order_id, now, **changes)
-        items = repo.items_by_order(session, [order_id])[order_id]
         return Outcome(200, order_view(order, items, **changes, updated_at=now))
 
-    return idempotency.run_once(ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds)
+    return idempotency.run_once(
+        ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
+    )
 
 
-def cancel_order(ctx: ServiceContext, principal: Principal, order_id: int) -> dict[str, Any]:
-    """CREATED any time; CONFIRMED within the cancel window while payment is PENDING."""
+def cancel_order(
+    ctx: ServiceContext, principal: Principal, order_id: int, idempotency_key: str | None = None
+) -> Outcome:
+    """CREATED any time; CONFIRMED within the cancel window while payment is PENDING.
+
+    With a key (optional; the BFF always sends one), a retry of a cancel that succeeded replays
+    its answer instead of a 409 for the order it already canceled."""
     window = timedelta(seconds=ctx.settings.cancel_window_seconds)
+    request = None
+    if idempotency_key is not None:
+        request = IdempotentRequest.build(
+            caller=principal.identity,
+            route=CANCEL_ROUTE,
+            key=idempotency_key,
+            path_params={"order_id": order_id},
+            body={},
+        )
 
-    def work(session: Session) -> dict[str, Any]:
+    def work(session: Session) -> Outcome:
         now = utcnow()
         order = _lock_order_of(session, principal, order_id)
         if order.status == CONFIRMED:
@@ -156,9 +187,9 @@ def cancel_order(ctx: ServiceContext, principal: Principal, order_id: int) -> di
                 raise cancel_window_expired(order, ctx.settings.cancel_window_seconds)
         elif order.status != CREATED:
             raise invalid_state_transition(order, "cancel")
-        return release_reservation(session, order, CANCEL_REASON_REQUESTED, now)
+        return Outcome(200, release_reservation(session, order, CANCEL_REASON_REQUESTED, now))
 
-    return transaction(ctx.session_factory, work)
+    return idempotency.run_once(ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds)
 
 
 def release_reservation(session: Session, order: Row, reason: str, now, **changes: Any) -> dict[str, Any]:
