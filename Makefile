@@ -19,7 +19,7 @@ REQUIREMENTS := requirements-dev.txt servicekit/pyproject.toml \
 # Every component with a pyproject.toml is installed editable into the one dev venv.
 EDITABLES := $(foreach p,$(wildcard */pyproject.toml),-e ./$(patsubst %/,%,$(dir $(p))))
 TEST_DIRS := $(wildcard servicekit/tests scripts/tests customers-service/tests orders-service/tests \
-	orchestrator-lambda/tests tests-deploy tests-e2e)
+	orchestrator-lambda/tests bench/tests tests-deploy tests-e2e)
 NODE_TOOLS_STAMP := tools/node_modules/.package-lock.json
 COMPOSE_SCHEMA := tools/.cache/compose-spec.json
 
@@ -79,6 +79,10 @@ test: install ## run every test (lint, unit, integration on MariaDB, SAM, deploy
 		echo "==> $$dir"; \
 		$(PYTEST) $$dir; \
 	done
+
+.PHONY: bench
+bench: $(STAMP) ## load-test the stack on MariaDB/MySQL: table + bench/results/*.json (bench/README.md)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 .PHONY: clean
 clean: ## remove virtualenvs, caches and build output

@@ -16,6 +16,7 @@ from servicekit.web import create_service_app, problem_response
 
 from .api import carts, internal, orders, products
 from .api.common import CONTEXT_KEY
+from .api.replay_fast_path import ConfirmReplayFastPath
 from .config import CUSTOMERS_SERVICE_NAME, SERVICE_NAME, TRUSTED_CALLERS, Settings, ensure_sqlite_directory
 from .services.context import ServiceContext
 from .services.customers import CustomerDirectory
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_error_handler(OperationalError, _database_error)
     for module in (products, carts, orders, internal):
         api.register_blueprint(module.blp)
+    # Retries of a confirm this process already replayed are answered before Flask routes them.
+    app.wsgi_app = ConfirmReplayFastPath(app.wsgi_app, verifier=verifier, replays=context.replays)
     return app
 
 

@@ -23,6 +23,8 @@ from .schemas import OrderCreateSchema, OrderListQuerySchema, OrderPageSchema, O
 blp = Blueprint("orders", __name__, description="Orders and their lifecycle (SPEC §6)")
 
 ORDER_PATH = f"/orders/{int_path('order_id')}"
+# An instance, not the class: given a class, webargs builds a new schema for every request.
+ORDER_CREATE_SCHEMA = OrderCreateSchema()
 
 
 @blp.route("/orders")
@@ -36,7 +38,7 @@ class Orders(MethodView):
         return orders.list_orders(service_context(), current_principal(), query)
 
     @requires("admin", "customer", "service")
-    @blp.arguments(OrderCreateSchema)
+    @blp.arguments(ORDER_CREATE_SCHEMA)
     @blp.doc(parameters=idempotency_key_parameters(required=False))
     @blp.alt_response(201, schema=OrderSchema, success=True, description="Created, stock reserved")
     @problem_responses(

@@ -1,0 +1,150 @@
+"""Smoke test of the bench harness (bench/run.py): a tiny run of every scenario against a stack
+it starts itself on free ports and throwaway databases, then its correctness checks on data that
+breaks them. Needs MariaDB/MySQL like the other integration tests; uses wrk when installed and
+the harness's Python driver otherwise (it never installs anything here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from servicekit.testing import ThrowawayDatabase
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / "bench" / "run.py"
+
+
+def _load_harness():
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_harness()
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_base_port() -> int:
+    """A base port whose +0..+2 and +1566 (the harness's layout) are all free."""
+    for _ in range(200):
+        base = 20000 + secrets.randbelow(20000)
+        if all(_free(base + offset) for offset in (0, 1, 2, 1566)):
+            return base
+    raise RuntimeError("no free ports")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("bench")
+    out = out_dir / "result.json"
+    prefix = f"bsmoke_{secrets.token_hex(3)}"
+    argv = [
+        sys.executable,
+        str(RUN),
+        "--fresh-stack",
+        "--no-install",
+        f"--base-port={_free_base_port()}",
+        f"--db-prefix={prefix}",
+        "--duration=1",
+        "--warmup=0",
+        "--clients=4",
+        "--customers=3",
+        "--products=3",
+        "--replay-keys=8",
+        "--confirm-orders-per-second=600",
+        "--hot-buyers=12",
+        "--hot-stock=5",
+        f"--out={out}",
+        f"--log-dir={out_dir / 'logs'}",
+        "--drop-databases",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
+    completed = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    return completed, out
+
+
+def test_a_tiny_run_produces_the_table_and_the_json(tiny_run):
+    completed, out = tiny_run
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["passed"] is True
+    results = {r["name"]: r for r in document["results"]}
+    assert set(results) == set(bench.SCENARIOS)
+    for result in results.values():
+        assert result["requests"] > 0 and result["rps"] > 0
+        assert {"p50", "p95", "p99", "max"} <= set(result["latency_ms"])
+        assert result["statuses"] and result["errors_5xx"] == 0
+    for name in bench.WRITES:
+        assert results[name]["checks"]["conservation"]["ok"] is True
+        assert results[name]["checks"]["oversell"]["ok"] is True
+    assert results["hot-sku"]["statuses"].get("201") == 5 * results["hot-sku"]["extra"]["rounds"]
+    assert results["replay"]["checks"]["all_200"]["ok"] is True
+    # The table, one row per scenario, after the header.
+    table = completed.stdout[completed.stdout.index("scenario ") :]
+    for name in bench.SCENARIOS:
+        assert any(line.startswith(name + " ") for line in table.splitlines()), table
+    assert "raw numbers:" in completed.stdout
+
+
+def test_the_stock_checks_fail_on_broken_data():
+    database = ThrowawayDatabase("bench")
+    engine = create_engine(database.url)
+    try:
+        from orders_service.cli import migrate
+
+        migrate(database.url, configure_logging=False)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO products (id, sku, name, price_cents, stock, stock_received, created_at, updated_at) "
+                    "VALUES (1, 'A', 'a', 100, 5, 10, NOW(6), NOW(6)), (2, 'B', 'b', 100, 7, 7, NOW(6), NOW(6))"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO orders (id, customer_id, status, payment_status, total_cents, created_at, updated_at) "
+                    "VALUES (1, 1, 'CREATED', 'NOT_REQUESTED', 300, NOW(6), NOW(6))"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO order_items (order_id, product_id, sku, qty, unit_price_cents) "
+                    "VALUES (1, 1, 'A', 3, 100)"
+                )
+            )
+        # Product 1: 10 received, 5 left, 3 held: 2 units vanished.
+        checks = bench.stock_checks(engine)
+        assert checks["conservation"]["ok"] is False
+        assert checks["conservation"]["violations"] == [{"product_id": 1, "stock_received": 10, "stock": 5, "held": 3}]
+        assert bench.stock_checks(engine, [2])["conservation"]["ok"] is True
+    finally:
+        engine.dispose()
+        database.drop()
+
+
+def test_the_hot_sku_check_fails_on_oversell_and_5xx():
+    assert bench.hot_sku_round_check(Counter({"201": 100, "409": 100}), stock=100, buyers=200)["ok"] is True
+    assert bench.hot_sku_round_check(Counter({"201": 101, "409": 99}), stock=100, buyers=200)["ok"] is False
+    assert bench.hot_sku_round_check(Counter({"201": 100, "409": 99, "500": 1}), stock=100, buyers=200)["ok"] is False
+    assert bench.hot_sku_round_check(Counter({"201": 99, "409": 101}), stock=100, buyers=200)["ok"] is False
