@@ -34,6 +34,9 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
 # Each worker builds its own connection pool after fork: connections must never be shared.
 preload_app = False
+# gunicorn 27's control socket defaults to one path per user: several masters on one machine
+# (make run, tests, bench) would fight over it, and nothing here uses it.
+control_socket_disable = True
 
 
 class NoAccessLogLogger(Logger):
