@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from servicekit.limits import BIGINT_MAX
 from servicekit.request_id import get_request_id, new_request_id
 from servicekit.timeutil import iso_utc
 
@@ -20,7 +21,6 @@ from .observability import logger
 from .sqs import SqsSender, SqsSendFailed, string_attributes
 
 PAYMENT_REQUESTED = "payment.requested"
-BIGINT_MAX = 2**63 - 1
 
 
 class MalformedEvent(ValueError):

@@ -28,6 +28,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from .auth import InvalidToken, Principal, TokenVerifier, bearer_token
+from .limits import BIGINT_MAX
 from .logging import log_event
 from .pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 from .problems import PROBLEM_CONTENT_TYPE, Problem, flatten_errors, forbidden, unauthorized, validation_error
@@ -37,7 +38,6 @@ access_log = logging.getLogger("http")
 error_log = logging.getLogger("errors")
 
 MAX_BODY_BYTES = 1024 * 1024
-BIGINT_MAX = 2**63 - 1
 
 
 # --- JSON -------------------------------------------------------------------------------------

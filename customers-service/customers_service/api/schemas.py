@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from servicekit.limits import EMAIL_MAX, NAME_MAX, PHONE_MAX
 from servicekit.web import PageQuerySchema
 
 PHONE_PATTERN = r"^\+?[0-9][0-9 ().\-]{2,31}$"
@@ -16,17 +17,17 @@ def not_blank(value: str) -> None:
 
 
 def _name(required: bool) -> fields.String:
-    return fields.String(required=required, validate=[validate.Length(min=1, max=200), not_blank])
+    return fields.String(required=required, validate=[validate.Length(min=1, max=NAME_MAX), not_blank])
 
 
 def _email(required: bool) -> fields.Email:
-    return fields.Email(required=required, validate=validate.Length(max=254))
+    return fields.Email(required=required, validate=validate.Length(max=EMAIL_MAX))
 
 
 def _phone() -> fields.String:
     return fields.String(
         allow_none=True,
-        validate=[validate.Length(max=32), validate.Regexp(PHONE_PATTERN, error="Not a valid phone number.")],
+        validate=[validate.Length(max=PHONE_MAX), validate.Regexp(PHONE_PATTERN, error="Not a valid phone number.")],
     )
 
 
@@ -59,7 +60,7 @@ class CustomerSchema(ma.Schema):
 
 
 class CustomerSearchQuerySchema(PageQuerySchema):
-    search = fields.String(load_default=None, validate=validate.Length(max=200))
+    search = fields.String(load_default=None, validate=validate.Length(max=NAME_MAX))
 
 
 class UserInSchema(ma.Schema):

@@ -11,13 +11,13 @@ import requests
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from servicekit.limits import BIGINT_MAX
 from servicekit.problems import PROBLEM_CONTENT_TYPE, Problem, validation_error
 
 from ..downstream import read_reply
 
 JSON_CONTENT_TYPE = "application/json"
 MAX_BODY_BYTES = 1024 * 1024
-BIGINT_MAX = 2**63 - 1
 
 
 def route_not_found(event: APIGatewayProxyEventV2) -> Problem:

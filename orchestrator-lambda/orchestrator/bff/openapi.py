@@ -16,6 +16,8 @@ import marshmallow as ma
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from servicekit.limits import EMAIL_MAX, NAME_MAX, PRICE_CENTS_MAX, QTY_MAX, SKU_MAX
+
 from .validation import CancelOrderSchema, CheckoutSchema, CreateAndConfirmOrderSchema
 
 TITLE = "B2B order platform API (BFF)"
@@ -87,15 +89,15 @@ class ProductPageSchema(ma.Schema):
 
 
 class ProductCreateSchema(ma.Schema):
-    sku = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    price_cents = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=10**10))
+    sku = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=SKU_MAX))
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=NAME_MAX))
+    price_cents = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=PRICE_CENTS_MAX))
     stock = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0))
 
 
 class ProductUpdateSchema(ma.Schema):
-    name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
-    price_cents = ma.fields.Integer(validate=ma.validate.Range(min=1, max=10**10))
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=NAME_MAX))
+    price_cents = ma.fields.Integer(validate=ma.validate.Range(min=1, max=PRICE_CENTS_MAX))
 
 
 class RestockSchema(ma.Schema):
@@ -103,7 +105,7 @@ class RestockSchema(ma.Schema):
 
 
 class CartItemPutSchema(ma.Schema):
-    qty = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=10_000))
+    qty = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=QTY_MAX))
 
 
 class CartLineSchema(ma.Schema):
@@ -166,14 +168,14 @@ class CustomerPageSchema(ma.Schema):
 
 
 class CustomerInSchema(ma.Schema):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    email = ma.fields.String(required=True, validate=ma.validate.Length(min=3, max=254))
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=NAME_MAX))
+    email = ma.fields.String(required=True, validate=ma.validate.Length(min=3, max=EMAIL_MAX))
     phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=32))
 
 
 class CustomerPatchSchema(ma.Schema):
-    name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
-    email = ma.fields.String(validate=ma.validate.Length(min=3, max=254))
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=NAME_MAX))
+    email = ma.fields.String(validate=ma.validate.Length(min=3, max=EMAIL_MAX))
     phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=32))
 
 

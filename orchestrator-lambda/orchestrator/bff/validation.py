@@ -11,13 +11,13 @@ from typing import Any
 
 import marshmallow as ma
 
+from servicekit.limits import BIGINT_MAX, IDEMPOTENCY_KEY_MAX, ITEMS_PER_ORDER_MAX, NAME_MAX, QTY_MAX
 from servicekit.problems import flatten_errors, validation_error
 from servicekit.request_id import is_sane_id
 
-BIGINT_MAX = 2**63 - 1
-MAX_ITEMS = 100
-MAX_QTY = 10_000
-MAX_IDEMPOTENCY_KEY = 255
+MAX_ITEMS = ITEMS_PER_ORDER_MAX
+MAX_QTY = QTY_MAX
+MAX_IDEMPOTENCY_KEY = IDEMPOTENCY_KEY_MAX
 
 
 def _sane_correlation_id(value: str) -> None:
@@ -53,7 +53,7 @@ class CheckoutSchema(_WorkflowSchema):
 
 class CancelOrderSchema(ma.Schema):
     idempotency_key = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=MAX_IDEMPOTENCY_KEY))
-    reason = ma.fields.String(load_default=None, validate=ma.validate.Length(max=200))
+    reason = ma.fields.String(load_default=None, validate=ma.validate.Length(max=NAME_MAX))
 
 
 def load(schema: ma.Schema, data: Mapping[str, Any]) -> dict[str, Any]:
