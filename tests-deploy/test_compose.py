@@ -273,6 +273,13 @@ def test_url_check_catches_a_wrong_port(compose):
     assert url_problems(broken, "orders-service", env["CUSTOMERS_API_URL"])
 
 
+def test_customers_service_reports_deletes_to_orders_service(compose):
+    """Without ORDERS_API_URL it would report to its own container's loopback and only log failures."""
+    env = container_env(compose["services"]["customers-service"])
+    assert env.get("ORDERS_API_URL") == "http://orders-service:3002"
+    assert url_problems(compose, "customers-service.ORDERS_API_URL", env["ORDERS_API_URL"]) == []
+
+
 def healthcheck_problems(compose: dict) -> list[str]:
     problems = []
     for name, service in compose["services"].items():

@@ -227,4 +227,24 @@ def test_admin_routes_and_customer_scoping_through_the_bff(stack, admin, user):
     assert short.headers["Content-Type"] == "application/problem+json"
     assert admin.request("DELETE", f"/customers/{other['id']}").status_code == 204
     assert admin.request("GET", f"/customers/{other['id']}").status_code == 404
+    # The delete was reported to orders-service before the 204: an order placed on orders-service
+    # directly is refused now, not once its customer cache expires.
+    direct = requests.post(
+        f"{stack.orders_url}/orders",
+        json={"customer_id": other["id"], "items": [{"product_id": product["id"], "qty": 1}]},
+        headers=admin.headers(),
+        timeout=HTTP_TIMEOUT,
+    )
+    assert direct.status_code == 404 and direct.json()["resource"] == "customer", direct.text
+    assert not [
+        r for r in stack.records("customers-service") if r.get("event") == "customer_delete_notification_failed"
+    ]
+    wait_for(
+        lambda: any(
+            r.get("path") == f"/internal/customers/{other['id']}/deleted" and r.get("status") == 200
+            for r in stack.records("orders-service")
+        ),
+        timeout=10,
+        what="the deletion report in orders-service's log",
+    )
     assert admin.wait_for_order(order_id, {"PAID"})["customer_id"] == other["id"]  # its orders stay

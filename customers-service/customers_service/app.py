@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from flask import Flask
 
-from servicekit.auth import TokenVerifier
+from servicekit.auth import ServiceTokenMinter, TokenVerifier
 from servicekit.db import make_engine, make_session_factory, ping
+from servicekit.http_client import ServiceClient
 from servicekit.logging import configure_logging
 from servicekit.web import create_service_app
 
 from . import SERVICE_NAME
 from .api import customers, internal, users
-from .config import TRUSTED_CALLERS, Settings
+from .config import (
+    ORDERS_NOTIFY_BACKOFF_SECONDS,
+    ORDERS_NOTIFY_CONNECT_TIMEOUT_SECONDS,
+    ORDERS_NOTIFY_RETRIES,
+    ORDERS_NOTIFY_TIMEOUT_SECONDS,
+    ORDERS_SERVICE_NAME,
+    TRUSTED_CALLERS,
+    Settings,
+)
 from .runtime import EXTENSION_KEY, Runtime
 
 
@@ -34,8 +43,18 @@ def create_app(settings: Settings | None = None) -> Flask:
         verifier=verifier,
         readiness_check=lambda: ping(engine),
     )
+    orders = ServiceClient(
+        settings.orders_api_url,
+        audience=ORDERS_SERVICE_NAME,
+        minter=ServiceTokenMinter(settings.service_jwt_keys, SERVICE_NAME),  # reused until a minute before expiry
+        connect_timeout=ORDERS_NOTIFY_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=ORDERS_NOTIFY_TIMEOUT_SECONDS,
+        retries=ORDERS_NOTIFY_RETRIES,
+        backoff_seconds=ORDERS_NOTIFY_BACKOFF_SECONDS,
+        pool_size=4,
+    )
     app.extensions[EXTENSION_KEY] = Runtime(
-        settings=settings, engine=engine, session_factory=make_session_factory(engine)
+        settings=settings, engine=engine, session_factory=make_session_factory(engine), orders=orders
     )
     for blueprint in (customers.blp, users.blp, internal.blp):
         api.register_blueprint(blueprint)

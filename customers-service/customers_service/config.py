@@ -14,6 +14,16 @@ DEFAULT_SQLITE_URL = f"sqlite:///{_REPO_ROOT / 'var' / 'customers.db'}"
 # Services allowed to call this one with a service token (`sub` of the token).
 TRUSTED_CALLERS = frozenset({"orchestrator", "orders-service"})
 
+ORDERS_SERVICE_NAME = "orders-service"
+# The deletion report to orders-service (services/customers.py): it matters only while orders-service
+# may still hold the customer in its lookup cache (CUSTOMER_CACHE_TTL_SECONDS, default 5), so every
+# attempt must land inside that window. Worst case, 3 attempts x (0.25 s connect + 1 s read) +
+# 0.2 s + 0.4 s backoff = 4.35 s; a refused connection or a 502/503/504 fails far sooner.
+ORDERS_NOTIFY_CONNECT_TIMEOUT_SECONDS = 0.25
+ORDERS_NOTIFY_TIMEOUT_SECONDS = 1.0
+ORDERS_NOTIFY_RETRIES = 2
+ORDERS_NOTIFY_BACKOFF_SECONDS = 0.2
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -24,6 +34,7 @@ class Settings:
     service_jwt_keys: KeyRing
     user_token_ttl_seconds: int
     log_level: str
+    orders_api_url: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -35,4 +46,5 @@ class Settings:
             service_jwt_keys=KeyRing.parse(env_secret("SERVICE_JWT_KEYS"), name="SERVICE_JWT_KEYS"),
             user_token_ttl_seconds=env_int("JWT_EXPIRES_IN_SECONDS", 3600, minimum=60, maximum=86400),
             log_level=env_str("LOG_LEVEL", "INFO") or "INFO",
+            orders_api_url=env_str("ORDERS_API_URL", "http://127.0.0.1:3002") or "",
         )

@@ -1,4 +1,4 @@
-"""The per-process objects a request needs: settings, engine, session factory."""
+"""The per-process objects a request needs: settings, engine, session factory, orders-service client."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from servicekit.http_client import ServiceClient
 
 from .config import Settings
 
@@ -18,6 +20,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     session_factory: sessionmaker[Session]
+    orders: ServiceClient  # deletion reports (services/customers.py)
 
 
 def runtime() -> Runtime:

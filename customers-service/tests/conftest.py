@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from orders_stub import OrdersStub
 from sqlalchemy import create_engine, text
 
 from customers_service.app import create_app
@@ -26,7 +27,21 @@ def key_ring_values():
 
 
 @pytest.fixture(scope="session")
-def settings(database, key_ring_values):
+def orders(key_ring_values):
+    """orders-service as customers-service sees it: a stub that records deletion reports."""
+    stub = OrdersStub(KeyRing.parse(key_ring_values["SERVICE_JWT_KEYS"]))
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_orders(orders):
+    orders.reset()
+    return orders
+
+
+@pytest.fixture(scope="session")
+def settings(database, key_ring_values, orders):
     return Settings(
         app_env="test",
         database_url=database.url,
@@ -35,6 +50,7 @@ def settings(database, key_ring_values):
         service_jwt_keys=KeyRing.parse(key_ring_values["SERVICE_JWT_KEYS"]),
         user_token_ttl_seconds=900,
         log_level="INFO",
+        orders_api_url=orders.base_url,
     )
 
 

@@ -7,7 +7,7 @@ from servicekit.testing import random_key_ring_value
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("USER_JWT_KEYS", "SERVICE_JWT_KEYS", "DATABASE_URL", "DB_HOST", "APP_ENV"):
+    for name in ("USER_JWT_KEYS", "SERVICE_JWT_KEYS", "DATABASE_URL", "DB_HOST", "APP_ENV", "ORDERS_API_URL"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -40,3 +40,11 @@ def test_weak_key_is_refused(clean_env):
     clean_env.setenv("SERVICE_JWT_KEYS", random_key_ring_value())
     with pytest.raises(ConfigError, match="shorter"):
         Settings.from_env()
+
+
+def test_orders_api_url_defaults_to_the_local_orders_service(clean_env):
+    clean_env.setenv("USER_JWT_KEYS", random_key_ring_value())
+    clean_env.setenv("SERVICE_JWT_KEYS", random_key_ring_value())
+    assert Settings.from_env().orders_api_url == "http://127.0.0.1:3002"
+    clean_env.setenv("ORDERS_API_URL", "http://orders-service:3002")
+    assert Settings.from_env().orders_api_url == "http://orders-service:3002"

@@ -17,7 +17,14 @@ from servicekit.web import create_service_app, problem_response
 from .api import carts, internal, orders, products
 from .api.common import CONTEXT_KEY
 from .api.replay_fast_path import ConfirmReplayFastPath
-from .config import CUSTOMERS_SERVICE_NAME, SERVICE_NAME, TRUSTED_CALLERS, Settings, ensure_sqlite_directory
+from .config import (
+    CUSTOMERS_SERVICE_NAME,
+    ROUTE_CALLERS,
+    SERVICE_NAME,
+    TRUSTED_CALLERS,
+    Settings,
+    ensure_sqlite_directory,
+)
 from .services.context import ServiceContext
 from .services.customers import CustomerDirectory
 
@@ -69,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         user_ring=settings.user_jwt_keys,
         service_ring=settings.service_jwt_keys,
         trusted_callers=TRUSTED_CALLERS,
+        route_callers=ROUTE_CALLERS,
     )
     app, api = create_service_app(
         SERVICE_NAME,

@@ -18,6 +18,9 @@ SERVICE_NAME = "orders-service"
 CUSTOMERS_SERVICE_NAME = "customers-service"
 # Services whose tokens this service accepts (public routes and /internal).
 TRUSTED_CALLERS = ("orchestrator", "payments", "sweeper")
+# Services whose tokens are accepted only by the routes that name them (`requires(callers=...)`):
+# customers-service may report a deleted customer and do nothing else here.
+ROUTE_CALLERS = (CUSTOMERS_SERVICE_NAME,)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'var' / 'orders.db'}"

@@ -158,9 +158,21 @@ class IdempotencyKey(Base):
     expires_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
+class DeletedCustomer(Base):
+    """A customer soft-deleted in customers-service (its notification, SPEC §4): the create
+    transaction refuses it even where the customer lookup is still cached."""
+
+    __tablename__ = "deleted_customers"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    deleted_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
 products_table = Product.__table__
 carts_table = Cart.__table__
 cart_items_table = CartItem.__table__
 orders_table = Order.__table__
 order_items_table = OrderItem.__table__
 idempotency_keys_table = IdempotencyKey.__table__
+deleted_customers_table = DeletedCustomer.__table__

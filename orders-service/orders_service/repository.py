@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import Row, bindparam, case, delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -32,6 +32,7 @@ from .models import (
     PENDING,
     cart_items_table,
     carts_table,
+    deleted_customers_table,
     idempotency_keys_table,
     order_items_table,
     orders_table,
@@ -44,6 +45,7 @@ cart_items = cart_items_table
 orders = orders_table
 order_items = order_items_table
 idempotency_keys = idempotency_keys_table
+deleted_customers = deleted_customers_table
 
 PRODUCT_COLUMNS = (
     products.c.id,
@@ -71,8 +73,18 @@ ORDER_COLUMNS = (
 
 # --- statements of the hot paths, built once ---------------------------------------------------
 
+# 1 when the customer has a tombstone (customers-service reported it deleted), else NULL: a
+# column of the statement that locks the products, so the create transaction refuses a deleted
+# customer without a round trip of its own (a plain read: it takes no lock, and under READ
+# COMMITTED it sees every tombstone committed before the statement started).
+_CUSTOMER_DELETED = (
+    select(literal(1))
+    .where(deleted_customers.c.customer_id == bindparam("customer_id"))
+    .scalar_subquery()
+    .label("customer_deleted")
+)
 _LOCK_PRODUCTS = (
-    select(products.c.id, products.c.sku, products.c.price_cents, products.c.stock)
+    select(products.c.id, products.c.sku, products.c.price_cents, products.c.stock, _CUSTOMER_DELETED)
     .where(products.c.id.in_(bindparam("ids", expanding=True)))
     .order_by(products.c.id)
     .with_for_update()
@@ -125,7 +137,11 @@ _RAW_INSERT_KEY = (
     "created_at, expires_at) VALUES (%(scope_hash)s, %(caller)s, %(route)s, %(idempotency_key)s, "
     "%(request_fingerprint)s, %(created_at)s, %(expires_at)s)"
 )
-_RAW_LOCK_PRODUCTS = "SELECT id, sku, price_cents, stock FROM products WHERE id IN %(ids)s ORDER BY id FOR UPDATE"
+_RAW_LOCK_PRODUCTS = (
+    "SELECT id, sku, price_cents, stock, "
+    "(SELECT 1 FROM deleted_customers WHERE customer_id = %(customer_id)s) AS customer_deleted "
+    "FROM products WHERE id IN %(ids)s ORDER BY id FOR UPDATE"
+)
 _RAW_ADD_TO_ONE_STOCK = "UPDATE products SET stock = stock + %(delta)s, updated_at = %(now)s WHERE id = %(product_id)s"
 _RAW_INSERT_ORDER = (
     "INSERT INTO orders (customer_id, status, payment_status, total_cents, created_at, updated_at) "
@@ -242,6 +258,20 @@ def product_exists(session: Session, product_id: int) -> bool:
     return session.execute(select(products.c.id).where(products.c.id == product_id)).first() is not None
 
 
+def product_exists_and_customer_deleted(session: Session, product_id: int, customer_id: int) -> tuple[bool, bool]:
+    """(the product exists, the customer has a tombstone), in one round trip."""
+    row = session.execute(
+        select(
+            select(products.c.id).where(products.c.id == product_id).scalar_subquery().label("product_id"),
+            select(literal(1))
+            .where(deleted_customers.c.customer_id == customer_id)
+            .scalar_subquery()
+            .label("customer_deleted"),
+        )
+    ).one()
+    return row.product_id is not None, row.customer_deleted is not None
+
+
 def list_products(session: Session, *, after_id: int | None, limit: int) -> list[Row]:
     stmt = select(*PRODUCT_COLUMNS).order_by(products.c.id).limit(limit)
     if after_id is not None:
@@ -272,13 +302,17 @@ def add_stock(session: Session, product_id: int, qty: int, now: datetime) -> boo
     return result.rowcount > 0
 
 
-def lock_products(session: Session, product_ids: Iterable[int]) -> list[Row]:
-    """Lock the products of one reservation in id order (one fixed order: no lock cycles)."""
+def lock_products(session: Session, product_ids: Iterable[int], *, customer_id: int) -> list[Row]:
+    """Lock the products of one reservation in id order (one fixed order: no lock cycles).
+
+    Every row also carries `customer_deleted` (1 if the customer ordering has a tombstone, else
+    None); when no product exists there is no row to carry it: ask `customer_deleted()`."""
     ids = sorted(product_ids)
+    params = {"ids": ids, "customer_id": customer_id}
     connection = _driver(session)
     if connection is not None and ids:
-        return _raw_rows(_raw(connection, _RAW_LOCK_PRODUCTS, {"ids": ids}))
-    return list(session.execute(_LOCK_PRODUCTS, {"ids": ids}))
+        return _raw_rows(_raw(connection, _RAW_LOCK_PRODUCTS, params))
+    return list(session.execute(_LOCK_PRODUCTS, params))
 
 
 def change_stock(session: Session, delta_by_product: Mapping[int, int], now: datetime) -> None:
@@ -304,6 +338,28 @@ def change_stock(session: Session, delta_by_product: Mapping[int, int], now: dat
         .where(products.c.id.in_(sorted(delta_by_product)))
         .values(stock=products.c.stock + delta, updated_at=now)
     )
+
+
+# --- Deleted customers ------------------------------------------------------------------------
+
+
+def record_deleted_customer(session: Session, customer_id: int, now: datetime) -> datetime:
+    """Insert the customer's tombstone unless it exists (idempotent); its `deleted_at`, which is
+    when the first report of the deletion was recorded."""
+    if session.get_bind().dialect.name == "sqlite":
+        stmt = sqlite_insert(deleted_customers).values(customer_id=customer_id, deleted_at=now)
+        stmt = stmt.on_conflict_do_nothing(index_elements=["customer_id"])
+    else:
+        stmt = mysql_insert(deleted_customers).values(customer_id=customer_id, deleted_at=now)
+        stmt = stmt.on_duplicate_key_update(customer_id=stmt.inserted.customer_id)  # a no-op: keep the first
+    session.execute(stmt)
+    stmt = select(deleted_customers.c.deleted_at).where(deleted_customers.c.customer_id == customer_id)
+    return session.execute(stmt).scalar_one()
+
+
+def customer_deleted(session: Session, customer_id: int) -> bool:
+    stmt = select(deleted_customers.c.customer_id).where(deleted_customers.c.customer_id == customer_id)
+    return session.execute(stmt).first() is not None
 
 
 # --- Carts ------------------------------------------------------------------------------------

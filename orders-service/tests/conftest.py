@@ -20,7 +20,7 @@ from orders_service.app import create_app
 from orders_service.cli import migrate
 from orders_service.config import Settings
 from servicekit.auth import KeyRing
-from servicekit.testing import ServerProcess, ThrowawayDatabase, TokenFactory, random_key_ring_value
+from servicekit.testing import ServerProcess, ThrowawayDatabase, TokenFactory, free_port, random_key_ring_value
 
 
 @pytest.fixture(scope="session")
@@ -55,16 +55,31 @@ def db(database) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def customers(key_ring_values, tokens, tmp_path_factory) -> Iterator[RealCustomersService]:
+def orders_port() -> int:
+    """Where `server` (the gunicorn orders-service) listens, known before either service starts:
+    customers-service reports deletes there, and it needs customers-service's URL."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def customers(key_ring_values, tokens, tmp_path_factory, orders_port) -> Iterator[RealCustomersService]:
     """customers-service as orders-service sees it: `.base_url`, `.create()`, `.delete(id)`.
 
-    The real service under gunicorn. To run without it, yield `CustomersStub(tokens.service_ring)`
-    (tests/customers_stub.py) instead: it offers the same three things.
+    The real service under gunicorn, reporting deletes to `server` (they reach this database;
+    while `server` is not running a report fails, is logged, and the delete still stands). To
+    run without it, yield `CustomersStub(tokens.service_ring)` (tests/customers_stub.py) instead:
+    it offers the same three things, and reports nothing.
     """
     directory = customers_service_dir()
     assert directory is not None, "customers-service (wsgi app + migrations) is needed; or use CustomersStub"
     log_path = Path(tmp_path_factory.mktemp("customers-service")) / "customers-service.log"
-    service = RealCustomersService(directory, key_ring_values=key_ring_values, tokens=tokens, log_path=log_path)
+    service = RealCustomersService(
+        directory,
+        key_ring_values=key_ring_values,
+        tokens=tokens,
+        log_path=log_path,
+        orders_api_url=f"http://127.0.0.1:{orders_port}",
+    )
     yield service
     service.stop()
 
@@ -112,12 +127,14 @@ def api(client, tokens, customers) -> OrdersApi:
 
 
 @pytest.fixture(scope="session")
-def server(service_env, tmp_path_factory) -> Iterator[ServerProcess]:
-    """orders-service under gunicorn (3 workers x 8 threads) for true concurrency."""
+def server(service_env, orders_port, tmp_path_factory) -> Iterator[ServerProcess]:
+    """orders-service under gunicorn (3 workers x 8 threads) for true concurrency; the one
+    customers-service reports deletes to."""
     log_path = Path(tmp_path_factory.mktemp("gunicorn")) / "orders-service.log"
     process = ServerProcess(
         "orders_service.wsgi:app",
         env={**service_env, "SERVICE_NAME": "orders-service"},
+        port=orders_port,
         workers=3,
         threads=8,
         log_path=log_path,

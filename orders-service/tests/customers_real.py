@@ -1,7 +1,8 @@
 """The real customers-service, run under gunicorn on its own throwaway database.
 
 Offers what the tests need from customers-service: `.base_url`, `.create()`, `.delete(id)`
-(soft delete through its admin API, after which its internal endpoint answers 404).
+(soft delete through its admin API, after which its internal endpoint answers 404, and which it
+reports to the orders-service at `orders_api_url`).
 """
 
 from __future__ import annotations
@@ -27,9 +28,24 @@ def customers_service_dir() -> Path | None:
 
 
 class RealCustomersService:
-    def __init__(self, directory: Path, *, key_ring_values: dict[str, str], tokens: TokenFactory, log_path: Path):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        key_ring_values: dict[str, str],
+        tokens: TokenFactory,
+        log_path: Path,
+        orders_api_url: str,
+    ):
         self.database = ThrowawayDatabase("customers")
-        env = {**key_ring_values, "DATABASE_URL": self.database.url, "APP_ENV": "test", "LOG_LEVEL": "WARNING"}
+        self.log_path = log_path
+        env = {
+            **key_ring_values,
+            "DATABASE_URL": self.database.url,
+            "APP_ENV": "test",
+            "LOG_LEVEL": "WARNING",
+            "ORDERS_API_URL": orders_api_url,
+        }
         try:
             subprocess.run(
                 [sys.executable, "-m", "customers_service.cli", "migrate"],

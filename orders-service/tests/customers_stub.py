@@ -36,7 +36,9 @@ class CustomersStub:
         self.lookups = 0
         self.rejected_tokens = 0
         self.tokens_seen: list[str] = []
-        self._ids = itertools.count(1)
+        # Far above the real customers-service's ids: tests share orders_db, and its tombstones
+        # (deleted_customers) are keyed by customer id.
+        self._ids = itertools.count(10**12)
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -57,6 +59,7 @@ class CustomersStub:
         return customer_id
 
     def delete(self, customer_id: int) -> None:
+        """Forget the customer without reporting the delete to orders-service (a lost report)."""
         self.customers.pop(customer_id, None)
 
     def stop(self) -> None:

@@ -24,8 +24,11 @@ PROTECTED = [
     ("GET", "/internal/payments/overdue"),
     ("POST", "/internal/reservations/expire"),
     ("POST", "/internal/idempotency-keys/purge"),
+    ("POST", "/internal/customers/1/deleted"),
 ]
 INTERNAL = [route for route in PROTECTED if route[1].startswith("/internal/")]
+# The one route customers-service may call (test_customer_deletes.py covers it).
+DELETION_REPORT = ("POST", "/internal/customers/1/deleted")
 PUBLIC = {"/health", "/ready", "/openapi.json", "/docs", "/docs/<path:filename>", "/static/<path:filename>"}
 
 
@@ -54,9 +57,18 @@ def test_bad_tokens_are_401_everywhere(client, tokens, method, path):
 def test_service_tokens_for_another_audience_or_from_strangers_are_401(client, tokens, method, path):
     for token in (
         tokens.service("orchestrator", "customers-service"),  # meant for another service
-        tokens.service("customers-service", "orders-service"),  # a caller we do not trust
+        tokens.service("customers-service", "customers-service"),  # ditto
+        tokens.service("billing", "orders-service"),  # a caller we do not trust
     ):
         assert_problem(client.open(path, method=method, json={}, headers=auth(token)), 401, "invalid_token")
+
+
+@pytest.mark.parametrize(("method", "path"), [route for route in PROTECTED if route != DELETION_REPORT])
+def test_customers_service_tokens_reach_no_other_route(client, tokens, method, path):
+    """customers-service is trusted to report deletions, and for nothing else here."""
+    token = tokens.service("customers-service", "orders-service")
+    headers = {**auth(token), "Idempotency-Key": "k"}
+    assert_problem(client.open(path, method=method, json={}, headers=headers), 403, "forbidden")
 
 
 @pytest.mark.parametrize(("method", "path"), INTERNAL)

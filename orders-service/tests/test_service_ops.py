@@ -41,6 +41,7 @@ def test_openapi_documents_every_route_with_schemas_and_errors(client, app):
         "/internal/payments/overdue": {"get"},
         "/internal/reservations/expire": {"post"},
         "/internal/idempotency-keys/purge": {"post"},
+        "/internal/customers/{customer_id}/deleted": {"post"},
     }
     for path, methods in expected.items():
         assert path in spec["paths"], path
@@ -58,6 +59,7 @@ def test_openapi_documents_every_route_with_schemas_and_errors(client, app):
                 "/orders/{order_id}/confirm",
                 "/orders/{order_id}/cancel",
                 "/internal/idempotency-keys/purge",
+                "/internal/customers/{customer_id}/deleted",
             }:
                 assert "requestBody" in operation, (path, method)
     confirm = spec["paths"]["/orders/{order_id}/confirm"]["post"]

@@ -157,6 +157,10 @@ class TokenVerifier:
     service tokens against the service ring with `aud` = this service and `iss` = `sub` = one of
     the callers this service trusts. Verified tokens are cached until they expire: the cache key
     is the whole signed token, so a cached entry can only ever match the same valid token.
+
+    `trusted_callers` may call every route that takes service tokens. `route_callers` are
+    services whose tokens verify here but which may call only the routes that name them
+    (`servicekit.web.requires(..., callers=...)`); anywhere else they get a 403 (`may_call`).
     """
 
     _CACHE_LIMIT = 10_000
@@ -168,12 +172,22 @@ class TokenVerifier:
         user_ring: KeyRing | None,
         service_ring: KeyRing | None,
         trusted_callers: Collection[str] = (),
+        route_callers: Collection[str] = (),
     ) -> None:
         self.service_name = service_name
         self.user_ring = user_ring
         self.service_ring = service_ring
         self.trusted_callers = frozenset(trusted_callers)
+        self.route_callers = frozenset(route_callers) - self.trusted_callers
+        self._issuers = self.trusted_callers | self.route_callers
         self._cache: dict[str, Principal] = {}
+
+    def may_call(self, principal: Principal, callers: frozenset[str] | None = None) -> bool:
+        """Whether a verified principal may use a route: users always (roles decide), services
+        when they are among the route's own `callers` or, if it names none, `trusted_callers`."""
+        if principal.kind != "service":
+            return True
+        return principal.subject in (self.trusted_callers if callers is None else callers)
 
     def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)
@@ -197,9 +211,9 @@ class TokenVerifier:
         return self._verify_user(token)
 
     def _verify_service(self, token: str) -> Principal:
-        if self.service_ring is None or not self.trusted_callers:
+        if self.service_ring is None or not self._issuers:
             raise InvalidToken("service tokens are not accepted here")
-        claims = verify(self.service_ring, token, audience=self.service_name, issuers=self.trusted_callers)
+        claims = verify(self.service_ring, token, audience=self.service_name, issuers=self._issuers)
         if claims.get("sub") != claims.get("iss") or claims.get("role") != SERVICE_ROLE:
             raise InvalidToken("service token subject must be its issuer")
         return Principal(kind="service", subject=claims["sub"], role=SERVICE_ROLE, expires_at=int(claims["exp"]))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import wraps
 from typing import Any
 
@@ -220,13 +220,19 @@ def authenticate() -> Principal:
     return principal
 
 
-def requires(*roles: str) -> Callable:
+def requires(*roles: str, callers: Collection[str] | None = None) -> Callable:
     """Decorate a view: a valid token whose role is one of `roles` (admin, customer, service).
 
     No or bad token is 401; a valid token with another role is 403 (so a user token on an
-    `/internal` route is refused even when it is perfectly valid).
+    `/internal` route is refused even when it is perfectly valid). Service tokens are taken
+    from the verifier's `trusted_callers`, or, when `callers` is given, from exactly those
+    services (which may be `route_callers` the verifier accepts nowhere else); any other
+    service's valid token is a 403.
     """
     allowed = frozenset(roles or ("admin", "customer", "service"))
+    allowed_callers = None if callers is None else frozenset(callers)
+    if allowed_callers is not None and "service" not in allowed:
+        raise ValueError("callers= names services, but the route does not take service tokens")
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -234,6 +240,10 @@ def requires(*roles: str) -> Callable:
             principal = authenticate()
             if principal.role not in allowed:
                 raise forbidden(f"Role {principal.role!r} may not call this endpoint")
+            if principal.kind == "service":
+                verifier: TokenVerifier = current_app.extensions[_VERIFIER_KEY]
+                if not verifier.may_call(principal, allowed_callers):
+                    raise forbidden(f"Service {principal.subject!r} may not call this endpoint")
             return view(*args, **kwargs)
 
         return SmorestBlueprint.doc(security=BEARER_SECURITY)(wrapper)

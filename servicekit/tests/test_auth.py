@@ -118,6 +118,26 @@ def test_verifier_rejects_untrusted_caller_and_wrong_audience(rings, verifier):
         verifier.verify(mint_service_token(service_ring, caller="payments", audience="customers-service"))
 
 
+def test_route_callers_verify_but_may_call_only_routes_naming_them(rings):
+    user_ring, service_ring = rings
+    verifier = TokenVerifier(
+        service_name="orders-service",
+        user_ring=user_ring,
+        service_ring=service_ring,
+        trusted_callers={"payments"},
+        route_callers={"customers-service"},
+    )
+    reporter = verifier.verify(mint_service_token(service_ring, caller="customers-service", audience="orders-service"))
+    payments = verifier.verify(mint_service_token(service_ring, caller="payments", audience="orders-service"))
+    admin = verifier.verify(mint_user_token(user_ring, user_id=1, role="admin", customer_id=None, ttl_seconds=60))
+    assert reporter.is_service and reporter.subject == "customers-service"
+    assert not verifier.may_call(reporter) and verifier.may_call(reporter, frozenset({"customers-service"}))
+    assert verifier.may_call(payments) and not verifier.may_call(payments, frozenset({"customers-service"}))
+    assert verifier.may_call(admin) and verifier.may_call(admin, frozenset({"customers-service"}))
+    with pytest.raises(InvalidToken):
+        verifier.verify(mint_service_token(service_ring, caller="customers-service", audience="customers-service"))
+
+
 def test_verifier_rejects_user_token_signed_with_service_ring(rings, verifier):
     _, service_ring = rings
     forged = mint_user_token(service_ring, user_id=1, role="admin", customer_id=None, ttl_seconds=60)

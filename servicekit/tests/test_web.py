@@ -41,6 +41,7 @@ def app(tokens):
         user_ring=tokens.user_ring,
         service_ring=tokens.service_ring,
         trusted_callers={"payments"},
+        route_callers={"customers-service"},
     )
     app, api = create_service_app(
         "test-service", title="Test", version="1", description="d", verifier=verifier, readiness_check=readiness
@@ -59,6 +60,12 @@ def app(tokens):
     class InternalThings(MethodView):
         @requires("service")
         def get(self):
+            return {"caller": current_principal().subject}
+
+    @blp.route("/internal/reports")
+    class Reports(MethodView):
+        @requires("service", callers=("customers-service",))
+        def post(self):
             return {"caller": current_principal().subject}
 
     @blp.route("/boom")
@@ -177,6 +184,30 @@ def test_user_token_on_internal_route_is_403(client, tokens):
     assert_problem(client.get("/internal/things", headers=auth(tokens.admin())), 403, "forbidden")
     ok = client.get("/internal/things", headers=auth(tokens.service("payments", "orders-service")))
     assert ok.status_code == 200 and ok.get_json() == {"caller": "payments"}
+
+
+def test_route_callers_reach_only_the_routes_that_name_them(client, tokens):
+    reporter = auth(tokens.service("customers-service", "orders-service"))
+    assert client.post("/internal/reports", headers=reporter).get_json() == {"caller": "customers-service"}
+    # A valid token without the right: 403 on routes that take the service's trusted callers.
+    assert_problem(client.get("/internal/things", headers=reporter), 403, "forbidden")
+    body = {"customer_id": 2, "items": [{"product_id": 1, "qty": 1}]}
+    assert_problem(client.post("/things", json=body, headers=reporter), 403, "forbidden")
+    # A route naming its callers takes only those: trusted callers and users are refused.
+    assert_problem(
+        client.post("/internal/reports", headers=auth(tokens.service("payments", "orders-service"))), 403, "forbidden"
+    )
+    assert_problem(client.post("/internal/reports", headers=auth(tokens.admin())), 403, "forbidden")
+    assert_problem(
+        client.post("/internal/reports", headers=auth(tokens.service("stranger", "orders-service"))),
+        401,
+        "invalid_token",
+    )
+
+
+def test_callers_only_make_sense_on_routes_taking_service_tokens():
+    with pytest.raises(ValueError):
+        requires("admin", callers=("customers-service",))
 
 
 def test_customer_cannot_act_for_another_customer(client, tokens):

@@ -78,6 +78,6 @@ class CustomerItem(MethodView):
     @blp.response(204)
     @blp.alt_response(404, schema=ProblemSchema)
     def delete(self, customer_id):
-        """Soft-delete a customer: gone from reads, no new orders; its orders stay"""
+        """Soft-delete a customer: gone from reads, no new orders (orders-service is told at once); its orders stay"""
         log_context(customer_id=customer_id)
-        transaction(runtime().session_factory, lambda s: customers.delete_customer(s, customer_id))
+        customers.delete_and_report(runtime().session_factory, runtime().orders, customer_id)

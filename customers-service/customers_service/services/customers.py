@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from servicekit.db import is_duplicate_key
+from servicekit.db import is_duplicate_key, transaction
+from servicekit.http_client import ServiceClient
+from servicekit.logging import log_event
 from servicekit.pagination import decode_cursor, page
 from servicekit.problems import Problem, conflict, not_found
 from servicekit.timeutil import iso_utc, utcnow
 
 from .. import repository
 from ..models import Customer
+
+log = logging.getLogger(__name__)
 
 
 def customer_to_dict(customer: Customer) -> dict[str, Any]:
@@ -88,6 +93,43 @@ def update_customer(session: Session, customer_id: int, changes: dict[str, Any])
     customer.updated_at = utcnow()
     _flush_or_duplicate(session, new_email or customer.email)
     return customer_to_dict(customer)
+
+
+def delete_and_report(session_factory: sessionmaker[Session], orders: ServiceClient, customer_id: int) -> None:
+    """Soft-delete the customer, then tell orders-service, which holds customers in a lookup cache.
+
+    The report follows the commit (never a remote call inside the transaction) and cannot undo
+    it: if orders-service cannot be told, the delete stands, the failure is logged, and that
+    cache's TTL bounds how long orders-service may still accept orders for the customer.
+    """
+    transaction(session_factory, lambda session: delete_customer(session, customer_id))
+    report_deletion(orders, customer_id)
+
+
+def report_deletion(orders: ServiceClient, customer_id: int) -> bool:
+    """`POST /internal/customers/{id}/deleted` on orders-service; True once it has the tombstone.
+
+    Idempotent on their side, so it is retried (bounded, short timeouts: config.py) on a refused
+    connection, a timeout or a 502/503/504. Never raises: the delete has already committed.
+    """
+    path = f"/internal/customers/{customer_id}/deleted"
+    try:
+        response = orders.request("POST", path, retry=True)
+    except Exception as exc:  # DependencyUnavailable after the retries, or anything unexpected
+        failure = {"error": getattr(exc, "detail", None) or type(exc).__name__}
+    else:
+        if response.status_code == 200:
+            return True
+        failure = {"status": response.status_code}  # 401/403: keys or trust lists disagree
+    log_event(
+        log,
+        "customer_delete_notification_failed",
+        logging.ERROR,
+        customer_id=customer_id,
+        dependency=orders.audience,
+        **failure,
+    )
+    return False
 
 
 def delete_customer(session: Session, customer_id: int) -> None:

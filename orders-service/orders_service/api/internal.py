@@ -1,4 +1,8 @@
-"""Internal endpoints for the payments Lambda and the sweeper: service tokens only."""
+"""Internal endpoints: service tokens only.
+
+The orchestrator, payments and sweeper (TRUSTED_CALLERS) may call every one but the deletion
+report, which takes customers-service's token and no other (it may call nothing else here).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from flask.views import MethodView
 
 from servicekit.web import Blueprint, int_path, log_context, requires
 
-from ..services import payments, reservations
+from ..config import CUSTOMERS_SERVICE_NAME
+from ..services import customers, payments, reservations
 from .common import problem_responses, service_context
 from .schemas import (
+    CustomerDeletedResultSchema,
     ExpireReservationsResultSchema,
     ExpireReservationsSchema,
     OverduePaymentPageSchema,
@@ -19,8 +25,23 @@ from .schemas import (
 )
 
 blp = Blueprint(
-    "internal", __name__, description="Service-to-service (orchestrator, payments, sweeper); user tokens get 403"
+    "internal",
+    __name__,
+    description="Service-to-service (orchestrator, payments, sweeper; customers-service for deletions only); "
+    "user tokens get 403",
 )
+
+
+@blp.route(f"/internal/customers/{int_path('customer_id')}/deleted")
+class CustomerDeleted(MethodView):
+    @requires("service", callers=(CUSTOMERS_SERVICE_NAME,))
+    @blp.response(200, CustomerDeletedResultSchema)
+    @problem_responses(blp, 401, 403, s403="A user token, or a service other than customers-service")
+    def post(self, customer_id):
+        """customers-service reports a soft-deleted customer: no new orders or cart items for it from now on
+        (idempotent; a repeat keeps the first deleted_at)"""
+        log_context(customer_id=customer_id)
+        return customers.record_deletion(service_context(), customer_id)
 
 
 @blp.route(f"/internal/orders/{int_path('order_id')}/payment-outcome")

@@ -6,10 +6,10 @@ body and headers as the view (`Idempotent-Replayed: true`, `X-Request-Id`) and t
 `http_request` log line, for a fraction of the cost of the Flask request cycle (routing, request
 context, hooks, flask-smorest's wrappers), which is most of what a replay costs.
 
-It answers only what it is sure of: a valid token (the verifier's own cache), a well-formed key,
-no body, a canonical order id, and a cache hit for exactly this request. Anything else (no or
-bad token, a key used for another request, an unknown key, an odd path) goes to Flask
-unchanged, which answers it as it always does.
+It answers only what it is sure of: a valid token of a caller the view takes (the verifier's own
+cache; not a service limited to other routes), a well-formed key, no body, a canonical order id,
+and a cache hit for exactly this request. Anything else (no or bad token, a key used for another
+request, an unknown key, an odd path) goes to Flask unchanged, which answers it as it always does.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class ConfirmReplayFastPath:
             principal = self.verifier.verify(token)
         except InvalidToken:
             return None
-        if principal.role not in _ROLES:
+        if principal.role not in _ROLES or not self.verifier.may_call(principal):
             return None
         request = IdempotentRequest.build(
             caller=principal.identity, route=CONFIRM_ROUTE, key=key, path_params={"order_id": order_id}, body={}

@@ -7,20 +7,21 @@ import unicodedata
 import marshmallow as ma
 from marshmallow import validate
 
+from servicekit.limits import BIGINT_MAX, ITEMS_PER_ORDER_MAX, NAME_MAX, PRICE_CENTS_MAX, QTY_MAX, SKU_MAX
 from servicekit.timeutil import parse_iso_utc
-from servicekit.web import BIGINT_MAX, PageQuerySchema, page_schema
+from servicekit.web import PageQuerySchema, page_schema
 
 from ..models import ORDER_STATUSES
 from ..services.carts import MAX_CART_ITEMS
 from ..services.payments import OUTCOME_FAILED, OUTCOME_SUCCEEDED
 from ..services.products import MAX_RESTOCK_QTY
 
-MAX_SKU = 64
-MAX_NAME = 200
-MAX_PRICE_CENTS = 10**10
+MAX_SKU = SKU_MAX
+MAX_NAME = NAME_MAX
+MAX_PRICE_CENTS = PRICE_CENTS_MAX
 MAX_INITIAL_STOCK = 10**9
-MAX_QTY = 10_000
-MAX_ORDER_ITEMS = 100
+MAX_QTY = QTY_MAX
+MAX_ORDER_ITEMS = ITEMS_PER_ORDER_MAX
 MAX_AGE_SECONDS = 10**8  # ~3 years: older_than_seconds beyond this is a typo
 
 
@@ -252,3 +253,8 @@ class ExpireReservationsResultSchema(ma.Schema):
 
 class PurgeResultSchema(ma.Schema):
     purged = ma.fields.Integer()
+
+
+class CustomerDeletedResultSchema(ma.Schema):
+    customer_id = ma.fields.Integer()
+    deleted_at = ma.fields.String(metadata={"description": "When the first report of the deletion was recorded"})

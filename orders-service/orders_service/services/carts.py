@@ -15,6 +15,7 @@ from servicekit.timeutil import utcnow
 
 from .. import repository as repo
 from .context import ServiceContext
+from .problems import CustomerDeleted
 from .shapes import cart_view
 
 MAX_CART_ITEMS = 100  # distinct products, the same limit as an order
@@ -45,13 +46,19 @@ def get_cart(ctx: ServiceContext, principal: Principal, requested_customer_id: i
 def put_cart_item(
     ctx: ServiceContext, principal: Principal, requested_customer_id: int | None, product_id: int, qty: int
 ) -> dict[str, Any]:
-    """Set the quantity of one product in the cart (adds it if absent)."""
+    """Set the quantity of one product in the cart (adds it if absent).
+
+    A deleted customer (tombstone) gets the unknown customer's 404, like at checkout: its cart
+    can no longer grow. Reading it and removing items stay allowed (they can lead to no order)."""
     customer_id = cart_owner(principal, requested_customer_id)
     ctx.customers.ensure_exists(customer_id)
 
     def work(session):
         now = utcnow()
-        if not repo.product_exists(session, product_id):
+        product_found, customer_deleted = repo.product_exists_and_customer_deleted(session, product_id, customer_id)
+        if customer_deleted:
+            raise CustomerDeleted(customer_id)
+        if not product_found:
             raise not_found("product", product_id)
         repo.lock_or_create_cart(session, customer_id, now)
         in_cart = repo.cart_product_ids(session, customer_id)
@@ -60,7 +67,11 @@ def put_cart_item(
         repo.put_cart_item(session, customer_id, product_id, qty, now)
         return cart_view(customer_id, repo.cart_lines(session, customer_id))
 
-    return transaction(ctx.session_factory, work)
+    try:
+        return transaction(ctx.session_factory, work)
+    except CustomerDeleted:
+        ctx.customers.forget(customer_id)
+        raise
 
 
 def remove_cart_item(

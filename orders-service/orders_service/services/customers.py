@@ -5,9 +5,14 @@ soft-deleted) before it takes stock or builds a cart for it, via
 `GET /internal/customers/{id}` with this service's token (aud `customers-service`).
 
 Positive answers are cached per process for `CUSTOMER_CACHE_TTL_SECONDS` (0 disables the
-cache). That is the staleness bound for deletes: a customer deleted in customers-service can
-still have orders placed for it by a process that saw it alive, for at most that many seconds.
-Unknown customers are never cached, so a customer created a moment ago is found at once.
+cache). Unknown customers are never cached, so a customer created a moment ago is found at once.
+
+Deletes are not left to the cache's expiry: customers-service reports each soft delete, once it
+has committed, to `POST /internal/customers/{id}/deleted`, which records a tombstone in
+`deleted_customers` (`record_deletion`). The transactions that take stock or grow a cart read
+the tombstone in a statement they run anyway and answer the unknown customer's 404, dropping the
+customer from the cache of the worker that saw it. The TTL remains the bound only when that
+report never arrives (customers-service logs `customer_delete_notification_failed`).
 """
 
 from __future__ import annotations
@@ -15,12 +20,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
+from servicekit.db import transaction
 from servicekit.http_client import DependencyUnavailable, ServiceClient
 from servicekit.logging import log_event
 from servicekit.problems import not_found
+from servicekit.timeutil import iso_utc, utcnow
+
+from .. import repository as repo
+
+if TYPE_CHECKING:
+    from .context import ServiceContext
 
 log = logging.getLogger(__name__)
+
+
+def record_deletion(ctx: ServiceContext, customer_id: int) -> dict[str, Any]:
+    """Store the customer's tombstone (idempotent: a repeated report keeps the first time)."""
+    deleted_at = transaction(
+        ctx.session_factory, lambda session: repo.record_deleted_customer(session, customer_id, utcnow())
+    )
+    ctx.customers.forget(customer_id)  # this worker; the others drop it when they meet the tombstone
+    return {"customer_id": customer_id, "deleted_at": iso_utc(deleted_at)}
 
 
 class CustomerDirectory:

@@ -32,12 +32,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from servicekit.db import MYSQL_LOCK_WAIT_TIMEOUT, is_duplicate_key, mysql_error_code, transaction, unit_of_work
+from servicekit.limits import IDEMPOTENCY_KEY_MAX
 from servicekit.timeutil import utcnow
 
 from .. import repository as repo
 from .problems import idempotency_in_flight, idempotency_key_mismatch
 
-MAX_KEY_LENGTH = 255
+MAX_KEY_LENGTH = IDEMPOTENCY_KEY_MAX
 PURGE_BATCH_SIZE = 1000
 
 

@@ -1,5 +1,9 @@
 """Orders: stock is reserved at create, returned exactly once at cancel (SPEC §6).
 
+A customer customers-service reported deleted (its tombstone in `deleted_customers`) is refused
+inside the create transaction, by a column of the statement that locks the products: the same
+404 as an unknown customer, even on a worker whose customer cache still holds it.
+
 Locking discipline (no lock cycles, so deadlocks are rare and retried when they happen):
 - create locks the products it reserves, in id order (one SELECT ... FOR UPDATE);
 - checkout locks the customer's cart row first, then the products;
@@ -27,7 +31,13 @@ from ..models import CANCELED, CONFIRMED, CREATED, PENDING
 from . import idempotency
 from .context import ServiceContext
 from .idempotency import IdempotentRequest, Outcome
-from .problems import cancel_window_expired, cart_empty, insufficient_stock, invalid_state_transition
+from .problems import (
+    CustomerDeleted,
+    cancel_window_expired,
+    cart_empty,
+    insufficient_stock,
+    invalid_state_transition,
+)
 from .shapes import new_order_view, order_view
 
 CANCEL_REASON_REQUESTED = "requested"
@@ -77,15 +87,23 @@ def create_order(
         def work(session: Session) -> Outcome:
             return Outcome(201, _reserve_and_create(session, customer_id, wanted))
 
-    return idempotency.run_once(
-        ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
-    )
+    try:
+        return idempotency.run_once(
+            ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
+        )
+    except CustomerDeleted:
+        ctx.customers.forget(customer_id)  # this worker's cache still said "exists"
+        raise
 
 
 def _reserve_and_create(session: Session, customer_id: int, wanted: dict[int, int]) -> dict[str, Any]:
     """Lock, check, take stock, insert the order and its lines: four statements whatever the size."""
     now = utcnow()
-    locked = repo.lock_products(session, wanted)
+    locked = repo.lock_products(session, wanted, customer_id=customer_id)
+    # The tombstone rides on every locked row; with no row (no product exists) it costs a read,
+    # on that error path only, so a deleted customer is a customer 404 like an unknown one.
+    if locked[0].customer_deleted if locked else repo.customer_deleted(session, customer_id):
+        raise CustomerDeleted(customer_id)
     missing = sorted(set(wanted) - {row.id for row in locked})
     if missing:
         raise not_found("product", missing[0])
@@ -111,10 +129,11 @@ def _reserve_and_create(session: Session, customer_id: int, wanted: dict[int, in
 
 def _checkout_cart(session: Session, customer_id: int) -> dict[str, Any]:
     """Order what is in the cart and empty it, in the caller's transaction."""
-    if not repo.lock_cart(session, customer_id):
-        raise cart_empty(customer_id)
-    wanted = repo.cart_quantities(session, customer_id)
+    wanted = repo.cart_quantities(session, customer_id) if repo.lock_cart(session, customer_id) else {}
     if not wanted:
+        # Nothing to lock, so no tombstone column: read it, on this error path only.
+        if repo.customer_deleted(session, customer_id):
+            raise CustomerDeleted(customer_id)
         raise cart_empty(customer_id)
     order = _reserve_and_create(session, customer_id, wanted)
     repo.delete_cart_items(session, customer_id, wanted)

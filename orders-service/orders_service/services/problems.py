@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from servicekit.problems import Problem, conflict
+from servicekit.problems import Problem, conflict, not_found
 
 
 def insufficient_stock(product_id: int, requested: int, available: int) -> Problem:
@@ -31,6 +31,18 @@ def cancel_window_expired(order: Any, window_seconds: int) -> Problem:
         f"Order {order.id} was confirmed more than {window_seconds} seconds ago or its payment has settled",
         current_status=order.status,
     )
+
+
+class CustomerDeleted(Problem):
+    """The customer has a tombstone (customers-service reported it deleted).
+
+    Answered exactly like an unknown customer (404 `not_found`, resource `customer`); a distinct
+    class so the service layer can drop the customer from its lookup cache on the way out."""
+
+    def __init__(self, customer_id: int) -> None:
+        unknown = not_found("customer", customer_id)
+        super().__init__(unknown.status, unknown.code, unknown.detail, title=unknown.title, extra=unknown.extra)
+        self.customer_id = customer_id
 
 
 def cart_empty(customer_id: int) -> Problem:
