@@ -19,6 +19,7 @@ from typing import Any, Literal
 import jwt
 
 from .config import ConfigError
+from .problems import unauthorized
 
 ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
@@ -274,3 +275,14 @@ def bearer_token(authorization_header: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def authenticate_bearer(authorization_header: str | None, verifier: TokenVerifier) -> Principal:
+    """The caller of a request from its `Authorization` header; 401 problems when it is not one."""
+    token = bearer_token(authorization_header)
+    if token is None:
+        raise unauthorized("Missing bearer token")
+    try:
+        return verifier.verify(token)
+    except InvalidToken as exc:
+        raise unauthorized(str(exc), code="invalid_token") from None

@@ -27,11 +27,11 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from .auth import InvalidToken, Principal, TokenVerifier, bearer_token
+from .auth import Principal, TokenVerifier, authenticate_bearer
+from .contracts import HealthSchema, PageQuerySchema, PaginationSchema, ProblemSchema, page_schema
 from .limits import BIGINT_MAX
 from .logging import log_event
-from .pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
-from .problems import PROBLEM_CONTENT_TYPE, Problem, flatten_errors, forbidden, unauthorized, validation_error
+from .problems import PROBLEM_CONTENT_TYPE, Problem, flatten_errors, forbidden, validation_error
 from .request_id import REQUEST_ID_HEADER, accept_or_new, current_request_id, get_request_id
 
 access_log = logging.getLogger("http")
@@ -115,22 +115,6 @@ def problem_from_http_exception(error: HTTPException) -> Problem:
     return Problem(status, _snake(error.name or "error"), detail)
 
 
-class ProblemSchema(ma.Schema):
-    """RFC 9457 problem details (documentation only; responses are built by `problem_response`)."""
-
-    type = ma.fields.String(metadata={"description": "URI identifying the problem type"})
-    title = ma.fields.String()
-    status = ma.fields.Integer()
-    detail = ma.fields.String()
-    code = ma.fields.String(metadata={"description": "Stable machine-readable error code"})
-    request_id = ma.fields.String()
-    errors = ma.fields.Dict(
-        keys=ma.fields.String(),
-        values=ma.fields.List(ma.fields.String()),
-        metadata={"description": "Field errors, all at once: {field: [messages]}"},
-    )
-
-
 class Api(SmorestApi):
     ERROR_SCHEMA = ProblemSchema
 
@@ -175,32 +159,6 @@ class Blueprint(SmorestBlueprint):
 # --- Shared schemas ---------------------------------------------------------------------------
 
 
-class PageQuerySchema(ma.Schema):
-    limit = ma.fields.Integer(
-        load_default=DEFAULT_LIMIT,
-        validate=ma.validate.Range(min=1, max=MAX_LIMIT),
-        metadata={"description": f"Page size, 1..{MAX_LIMIT}"},
-    )
-    cursor = ma.fields.String(
-        load_default=None,
-        validate=ma.validate.Length(min=1, max=MAX_CURSOR_LENGTH),
-        metadata={"description": "Opaque cursor: next_cursor of the previous page"},
-    )
-
-
-class PaginationSchema(ma.Schema):
-    next_cursor = ma.fields.String(allow_none=True)
-    limit = ma.fields.Integer()
-
-
-def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
-    """`{"data": [item], "pagination": {...}}` for the OpenAPI document."""
-    return ma.Schema.from_dict(
-        {"data": ma.fields.List(ma.fields.Nested(item_schema)), "pagination": ma.fields.Nested(PaginationSchema)},
-        name=name,
-    )
-
-
 # --- Auth -------------------------------------------------------------------------------------
 
 _VERIFIER_KEY = "servicekit.verifier"
@@ -209,13 +167,7 @@ BEARER_SECURITY = [{"bearerAuth": []}]
 
 def authenticate() -> Principal:
     verifier: TokenVerifier = current_app.extensions[_VERIFIER_KEY]
-    token = bearer_token(request.headers.get("Authorization"))
-    if token is None:
-        raise unauthorized("Missing bearer token")
-    try:
-        principal = verifier.verify(token)
-    except InvalidToken as exc:
-        raise unauthorized(str(exc), code="invalid_token") from None
+    principal = authenticate_bearer(request.headers.get("Authorization"), verifier)
     g.principal = principal
     return principal
 
@@ -390,11 +342,6 @@ def _install_request_hooks(app: Flask) -> None:
         token = g.pop("request_id_token", None)
         if token is not None:
             current_request_id.reset(token)
-
-
-class HealthSchema(ma.Schema):
-    status = ma.fields.String()
-    service = ma.fields.String()
 
 
 def _health_blueprint(service_name: str, readiness_check: Callable[[], None]) -> Blueprint:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from servicekit.contracts import CustomerSchema
 from servicekit.db import transaction, unit_of_work
 from servicekit.problems import not_found
 from servicekit.web import Blueprint, ProblemSchema, current_principal, int_path, log_context, page_schema, requires
 
 from ..runtime import runtime
 from ..services import customers
-from .schemas import CustomerInSchema, CustomerPatchSchema, CustomerSchema, CustomerSearchQuerySchema
+from .schemas import CustomerInSchema, CustomerPatchSchema, CustomerSearchQuerySchema
 
 blp = Blueprint("customers", __name__, url_prefix="/customers", description="B2B customer accounts")
 

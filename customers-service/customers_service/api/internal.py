@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from servicekit.contracts import CustomerSchema
 from servicekit.db import unit_of_work
 from servicekit.web import Blueprint, ProblemSchema, int_path, log_context, requires
 
 from ..runtime import runtime
 from ..services import customers
-from .schemas import CustomerSchema
 
 blp = Blueprint("internal", __name__, url_prefix="/internal", description="Service-to-service endpoints")
 

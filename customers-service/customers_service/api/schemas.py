@@ -50,15 +50,6 @@ class CustomerPatchSchema(ma.Schema):
             raise ma.ValidationError("At least one of name, email, phone is required.")
 
 
-class CustomerSchema(ma.Schema):
-    id = fields.Integer()
-    name = fields.String()
-    email = fields.String()
-    phone = fields.String(allow_none=True)
-    created_at = fields.String(metadata={"format": "date-time"})
-    updated_at = fields.String(metadata={"format": "date-time"})
-
-
 class CustomerSearchQuerySchema(PageQuerySchema):
     search = fields.String(load_default=None, validate=validate.Length(max=NAME_MAX))
 
@@ -88,17 +79,3 @@ class UserSchema(ma.Schema):
 class LoginInSchema(ma.Schema):
     username = fields.String(required=True, validate=validate.Length(min=1, max=64))
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=128))
-
-
-class LoginUserSchema(ma.Schema):
-    id = fields.Integer()
-    username = fields.String()
-    role = fields.String()
-    customer_id = fields.Integer(allow_none=True)
-
-
-class LoginSchema(ma.Schema):
-    access_token = fields.String()
-    token_type = fields.String()
-    expires_in = fields.Integer()
-    user = fields.Nested(LoginUserSchema)

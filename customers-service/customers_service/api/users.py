@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from servicekit.contracts import LoginSchema
 from servicekit.db import transaction
 from servicekit.web import Blueprint, ProblemSchema, log_context, requires
 
 from ..runtime import runtime
 from ..services import users
-from .schemas import LoginInSchema, LoginSchema, UserInSchema, UserSchema
+from .schemas import LoginInSchema, UserInSchema, UserSchema
 
 blp = Blueprint("users", __name__, description="Login users and authentication")
 

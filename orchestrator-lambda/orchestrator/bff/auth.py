@@ -12,20 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from servicekit.auth import InvalidToken, Principal, TokenVerifier, bearer_token
-from servicekit.problems import Problem, forbidden, not_found, unauthorized, validation_error
+from servicekit.auth import Principal, TokenVerifier, authenticate_bearer
+from servicekit.problems import Problem, forbidden, not_found, validation_error
 
 from ..observability import note
 
 
 def authenticate(headers: Mapping[str, str], verifier: TokenVerifier) -> Principal:
-    token = bearer_token(headers.get("authorization"))
-    if token is None:
-        raise unauthorized("Missing bearer token")
-    try:
-        principal = verifier.verify(token)
-    except InvalidToken as exc:
-        raise unauthorized(str(exc), code="invalid_token") from None
+    principal = authenticate_bearer(headers.get("authorization"), verifier)
     note(caller=principal.identity)
     return principal
 

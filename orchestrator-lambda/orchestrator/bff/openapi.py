@@ -16,6 +16,16 @@ import marshmallow as ma
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from servicekit.contracts import (
+    CartSchema,
+    CustomerSchema,
+    HealthSchema,
+    LoginSchema,
+    OrderSchema,
+    ProblemSchema,
+    ProductSchema,
+    page_schema,
+)
 from servicekit.limits import EMAIL_MAX, NAME_MAX, PRICE_CENTS_MAX, QTY_MAX, SKU_MAX
 
 from .validation import CancelOrderSchema, CheckoutSchema, CreateAndConfirmOrderSchema
@@ -30,62 +40,17 @@ DESCRIPTION = (
     "Every answer carries `X-Request-Id`."
 )
 
-# --- output shapes (relayed from the services) -------------------------------------------------
+# --- output shapes (relayed from the services: servicekit.contracts) ---------------------------
 
-
-def _timestamp(**kwargs: Any) -> ma.fields.String:
-    return ma.fields.String(metadata={"format": "date-time", "example": "2026-11-23T15:53:00.123Z"}, **kwargs)
-
-
-class ProblemSchema(ma.Schema):
-    type = ma.fields.String()
-    title = ma.fields.String()
-    status = ma.fields.Integer()
-    detail = ma.fields.String()
-    code = ma.fields.String(metadata={"example": "validation_error"})
-    request_id = ma.fields.String()
-    errors = ma.fields.Dict(
-        keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()), metadata={"description": "Per field"}
-    )
+LoginResponseSchema = LoginSchema
+ProductPageSchema = page_schema(ProductSchema, "ProductPage")
+OrderPageSchema = page_schema(OrderSchema, "OrderPage")
+CustomerPageSchema = page_schema(CustomerSchema, "CustomerPage")
 
 
 class LoginRequestSchema(ma.Schema):
     username = ma.fields.String(required=True)
     password = ma.fields.String(required=True)
-
-
-class LoginUserSchema(ma.Schema):
-    id = ma.fields.Integer()
-    username = ma.fields.String()
-    role = ma.fields.String(metadata={"enum": ["admin", "customer"]})
-    customer_id = ma.fields.Integer(allow_none=True)
-
-
-class LoginResponseSchema(ma.Schema):
-    access_token = ma.fields.String()
-    token_type = ma.fields.String(metadata={"example": "Bearer"})
-    expires_in = ma.fields.Integer()
-    user = ma.fields.Nested(LoginUserSchema)
-
-
-class PaginationSchema(ma.Schema):
-    next_cursor = ma.fields.String(allow_none=True)
-    limit = ma.fields.Integer()
-
-
-class ProductSchema(ma.Schema):
-    id = ma.fields.Integer()
-    sku = ma.fields.String()
-    name = ma.fields.String()
-    price_cents = ma.fields.Integer()
-    stock = ma.fields.Integer()
-    created_at = _timestamp()
-    updated_at = _timestamp()
-
-
-class ProductPageSchema(ma.Schema):
-    data = ma.fields.List(ma.fields.Nested(ProductSchema))
-    pagination = ma.fields.Nested(PaginationSchema)
 
 
 class ProductCreateSchema(ma.Schema):
@@ -106,65 +71,6 @@ class RestockSchema(ma.Schema):
 
 class CartItemPutSchema(ma.Schema):
     qty = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=QTY_MAX))
-
-
-class CartLineSchema(ma.Schema):
-    product_id = ma.fields.Integer()
-    sku = ma.fields.String()
-    name = ma.fields.String()
-    qty = ma.fields.Integer()
-    unit_price_cents = ma.fields.Integer()
-    subtotal_cents = ma.fields.Integer()
-
-
-class CartSchema(ma.Schema):
-    customer_id = ma.fields.Integer()
-    items = ma.fields.List(ma.fields.Nested(CartLineSchema))
-    total_cents = ma.fields.Integer()
-
-
-class OrderItemSchema(ma.Schema):
-    product_id = ma.fields.Integer()
-    sku = ma.fields.String()
-    qty = ma.fields.Integer()
-    unit_price_cents = ma.fields.Integer()
-    subtotal_cents = ma.fields.Integer()
-
-
-class OrderSchema(ma.Schema):
-    id = ma.fields.Integer()
-    customer_id = ma.fields.Integer()
-    status = ma.fields.String(metadata={"enum": ["CREATED", "CONFIRMED", "PAID", "CANCELED"]})
-    payment_status = ma.fields.String(metadata={"enum": ["NOT_REQUESTED", "PENDING", "SUCCEEDED", "FAILED"]})
-    total_cents = ma.fields.Integer()
-    items = ma.fields.List(ma.fields.Nested(OrderItemSchema))
-    created_at = _timestamp()
-    confirmed_at = _timestamp(allow_none=True)
-    paid_at = _timestamp(allow_none=True)
-    canceled_at = _timestamp(allow_none=True)
-    cancel_reason = ma.fields.String(
-        allow_none=True, metadata={"description": "requested, payment_failed or reservation_expired"}
-    )
-    updated_at = _timestamp()
-
-
-class OrderPageSchema(ma.Schema):
-    data = ma.fields.List(ma.fields.Nested(OrderSchema))
-    pagination = ma.fields.Nested(PaginationSchema)
-
-
-class CustomerSchema(ma.Schema):
-    id = ma.fields.Integer()
-    name = ma.fields.String()
-    email = ma.fields.String()
-    phone = ma.fields.String(allow_none=True)
-    created_at = _timestamp()
-    updated_at = _timestamp()
-
-
-class CustomerPageSchema(ma.Schema):
-    data = ma.fields.List(ma.fields.Nested(CustomerSchema))
-    pagination = ma.fields.Nested(PaginationSchema)
 
 
 class CustomerInSchema(ma.Schema):
@@ -194,11 +100,6 @@ class PlacementSchema(ma.Schema):
     correlation_id = ma.fields.String()
     data = ma.fields.Nested(PlacementDataSchema)
     payment_event = ma.fields.Nested(PaymentEventSchema)
-
-
-class HealthSchema(ma.Schema):
-    status = ma.fields.String()
-    service = ma.fields.String()
 
 
 # --- operations --------------------------------------------------------------------------------

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from servicekit.contracts import CartSchema
 from servicekit.web import Blueprint, current_principal, int_path, log_context, requires
 
 from ..services import carts
 from .common import problem_responses, service_context
-from .schemas import CartItemPutSchema, CartSchema, CustomerQuerySchema
+from .schemas import CartItemPutSchema, CustomerQuerySchema
 
 blp = Blueprint("carts", __name__, description="One open cart per customer; check out with POST /orders")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from servicekit.contracts import OrderSchema
 from servicekit.web import Blueprint, current_principal, int_path, log_context, requires
 
 from ..services import orders
@@ -18,7 +19,7 @@ from .common import (
     read_idempotency_key,
     service_context,
 )
-from .schemas import OrderCreateSchema, OrderListQuerySchema, OrderPageSchema, OrderSchema
+from .schemas import OrderCreateSchema, OrderListQuerySchema, OrderPageSchema
 
 blp = Blueprint("orders", __name__, description="Orders and their lifecycle (SPEC §6)")
 

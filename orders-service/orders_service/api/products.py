@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from servicekit.contracts import ProductSchema
 from servicekit.web import Blueprint, PageQuerySchema, int_path, requires
 
 from ..services import products
 from .common import problem_responses, service_context
-from .schemas import ProductCreateSchema, ProductPageSchema, ProductSchema, ProductUpdateSchema, RestockSchema
+from .schemas import ProductCreateSchema, ProductPageSchema, ProductUpdateSchema, RestockSchema
 
 blp = Blueprint("products", __name__, description="Catalogue and stock (writes: admin)")
 

@@ -7,12 +7,12 @@ import unicodedata
 import marshmallow as ma
 from marshmallow import validate
 
+from servicekit.contracts import OrderSchema, ProductSchema
 from servicekit.limits import BIGINT_MAX, ITEMS_PER_ORDER_MAX, NAME_MAX, PRICE_CENTS_MAX, QTY_MAX, SKU_MAX
 from servicekit.timeutil import parse_iso_utc
 from servicekit.web import PageQuerySchema, page_schema
 
 from ..models import ORDER_STATUSES
-from ..services.carts import MAX_CART_ITEMS
 from ..services.payments import OUTCOME_FAILED, OUTCOME_SUCCEEDED
 from ..services.products import MAX_RESTOCK_QTY
 
@@ -81,16 +81,6 @@ class RestockSchema(ma.Schema):
     qty = strict_int(1, MAX_RESTOCK_QTY, required=True, metadata={"description": "Units received, 1..1000000"})
 
 
-class ProductSchema(ma.Schema):
-    id = ma.fields.Integer()
-    sku = ma.fields.String()
-    name = ma.fields.String()
-    price_cents = ma.fields.Integer()
-    stock = ma.fields.Integer()
-    created_at = ma.fields.String(metadata={"format": "date-time"})
-    updated_at = ma.fields.String(metadata={"format": "date-time"})
-
-
 ProductPageSchema = page_schema(ProductSchema, "ProductPage")
 
 
@@ -106,21 +96,6 @@ class CustomerQuerySchema(ma.Schema):
 
 class CartItemPutSchema(ma.Schema):
     qty = strict_int(1, MAX_QTY, required=True)
-
-
-class CartLineSchema(ma.Schema):
-    product_id = ma.fields.Integer()
-    sku = ma.fields.String()
-    name = ma.fields.String()
-    qty = ma.fields.Integer()
-    unit_price_cents = ma.fields.Integer(metadata={"description": "Current catalogue price"})
-    subtotal_cents = ma.fields.Integer()
-
-
-class CartSchema(ma.Schema):
-    customer_id = ma.fields.Integer()
-    items = ma.fields.List(ma.fields.Nested(CartLineSchema), metadata={"description": f"At most {MAX_CART_ITEMS}"})
-    total_cents = ma.fields.Integer()
 
 
 # --- Orders -----------------------------------------------------------------------------------
@@ -161,31 +136,6 @@ class OrderCreateSchema(ma.Schema):
                     f"Duplicate product_id {line['product_id']}: list each product once.", field_name="items"
                 )
             seen.add(line["product_id"])
-
-
-class OrderItemSchema(ma.Schema):
-    product_id = ma.fields.Integer()
-    sku = ma.fields.String()
-    qty = ma.fields.Integer()
-    unit_price_cents = ma.fields.Integer()
-    subtotal_cents = ma.fields.Integer()
-
-
-class OrderSchema(ma.Schema):
-    id = ma.fields.Integer()
-    customer_id = ma.fields.Integer()
-    status = ma.fields.String(metadata={"enum": list(ORDER_STATUSES)})
-    payment_status = ma.fields.String(metadata={"enum": ["NOT_REQUESTED", "PENDING", "SUCCEEDED", "FAILED"]})
-    total_cents = ma.fields.Integer()
-    items = ma.fields.List(ma.fields.Nested(OrderItemSchema))
-    created_at = ma.fields.String(metadata={"format": "date-time"})
-    confirmed_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
-    paid_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
-    canceled_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
-    cancel_reason = ma.fields.String(
-        allow_none=True, metadata={"description": "requested, payment_failed or reservation_expired"}
-    )
-    updated_at = ma.fields.String(metadata={"format": "date-time"})
 
 
 OrderPageSchema = page_schema(OrderSchema, "OrderPage")
