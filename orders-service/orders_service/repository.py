@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import Row, bindparam, case, delete, insert, literal, select, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .models import (
-    CANCELED,
     CONFIRMED,
     CREATED,
     NOT_REQUESTED,
@@ -576,17 +575,6 @@ def stale_reservation_ids(session: Session, *, created_before: datetime, limit: 
         .limit(limit)
     )
     return list(session.execute(stmt).scalars())
-
-
-def held_quantities(session: Session, product_ids: Sequence[int]) -> dict[int, int]:
-    """Quantities held by orders that are not CANCELED (stock conservation checks)."""
-    stmt = (
-        select(order_items.c.product_id, func.sum(order_items.c.qty))
-        .join(orders, orders.c.id == order_items.c.order_id)
-        .where(orders.c.status != CANCELED, order_items.c.product_id.in_(list(product_ids)))
-        .group_by(order_items.c.product_id)
-    )
-    return {product_id: int(total) for product_id, total in session.execute(stmt)}
 
 
 # --- Idempotency keys -------------------------------------------------------------------------

@@ -71,22 +71,6 @@ def env_float(
     return number
 
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def env_bool(name: str, default: bool, *, environ: Mapping[str, str] | None = None) -> bool:
-    value = _raw(name, environ)
-    if value is None:
-        return default
-    lowered = value.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be a boolean (true/false), got {value!r}")
-
-
 def env_secret(name: str, *, environ: Mapping[str, str] | None = None) -> str:
     """A secret: required in every environment, never defaulted, never logged."""
     value = _raw(name, environ)

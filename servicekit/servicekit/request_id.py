@@ -10,8 +10,10 @@ import re
 import uuid
 from contextvars import ContextVar
 
+from .limits import REQUEST_ID_MAX
+
 REQUEST_ID_HEADER = "X-Request-Id"
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_SANE_REQUEST_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{REQUEST_ID_MAX}}}")
 
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 
