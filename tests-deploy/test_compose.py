@@ -423,7 +423,7 @@ def test_mysql_init_creates_one_least_privilege_user_per_database(compose, tmp_p
     assert "*.*" not in sql
     env = service_environment(mysql)
     for _, user, password_variable in DATABASES.values():
-        assert f"'{user}'@'%' IDENTIFIED WITH mysql_native_password BY '{env[password_variable]}'" in sql
+        assert f"'{user}'@'%' IDENTIFIED BY '{env[password_variable]}'" in sql
 
 
 def test_mysql_init_refuses_to_run_without_passwords(compose, tmp_path):

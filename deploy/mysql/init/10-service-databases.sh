@@ -6,10 +6,8 @@
 # environment (docker-compose.yml takes them from .env; `make env` generates them): nothing
 # secret is written in this file.
 #
-# The users authenticate with mysql_native_password: PyMySQL can do MySQL 8's default
-# caching_sha2_password over plain TCP only with the `cryptography` package, which the service
-# images do not install. (MySQL 8.4 disables mysql_native_password by default: if you move to it,
-# add cryptography, i.e. PyMySQL[rsa], to the services' requirements and drop the WITH clause.)
+# The users authenticate with MySQL 8's default caching_sha2_password (also the only plugin
+# MySQL 8.4 enables): the service images install `cryptography`, which PyMySQL needs for it.
 set -euo pipefail
 
 : "${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is required}"
@@ -35,8 +33,8 @@ service_sql() {
     local database=$1 user=$2 password=$3
     cat <<SQL
 CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci;
-CREATE USER IF NOT EXISTS '${user}'@'%' IDENTIFIED WITH mysql_native_password BY $(sql_string "${password}");
-ALTER USER '${user}'@'%' IDENTIFIED WITH mysql_native_password BY $(sql_string "${password}");
+CREATE USER IF NOT EXISTS '${user}'@'%' IDENTIFIED BY $(sql_string "${password}");
+ALTER USER '${user}'@'%' IDENTIFIED BY $(sql_string "${password}");
 GRANT ${APP_GRANTS} ON \`${database}\`.* TO '${user}'@'%';
 SQL
 }
