@@ -16,8 +16,11 @@ from servicekit.config import database_url as servicekit_database_url
 
 SERVICE_NAME = "orders-service"
 CUSTOMERS_SERVICE_NAME = "customers-service"
-# Services whose tokens this service accepts (public routes and /internal).
-TRUSTED_CALLERS = ("orchestrator", "payments", "sweeper")
+BFF_CALLER, PAYMENTS_CALLER, SWEEPER_CALLER = "orchestrator", "payments", "sweeper"
+# Services whose tokens this service accepts. Least privilege per route: product writes take
+# only the BFF's, a payment outcome only the payments Lambda's, the maintenance routes only the
+# sweeper's (`requires(callers=...)`); the other public routes take any of these.
+TRUSTED_CALLERS = (BFF_CALLER, PAYMENTS_CALLER, SWEEPER_CALLER)
 # Services whose tokens are accepted only by the routes that name them (`requires(callers=...)`):
 # customers-service may report a deleted customer and do nothing else here.
 ROUTE_CALLERS = (CUSTOMERS_SERVICE_NAME,)

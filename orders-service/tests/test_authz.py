@@ -77,10 +77,28 @@ def test_user_tokens_on_internal_routes_are_403(client, tokens, method, path):
         assert_problem(client.open(path, method=method, json={}, headers=auth(token)), 403, "forbidden")
 
 
-@pytest.mark.parametrize("caller", ["orchestrator", "payments", "sweeper"])
-def test_trusted_services_reach_internal_routes(client, tokens, caller):
-    response = client.post("/internal/idempotency-keys/purge", headers=auth(tokens.service(caller, "orders-service")))
-    assert response.status_code == 200
+# Least privilege: each service-only route takes the one caller that needs it (ids that do not
+# exist, so the allowed caller's 404 shows it got past auth without changing anything).
+SERVICE_ROUTE_CALLERS = [
+    ("POST", "/internal/orders/987654321/payment-outcome", {"outcome": "succeeded"}, "payments"),
+    ("GET", "/internal/payments/overdue", None, "sweeper"),
+    ("POST", "/internal/reservations/expire", {}, "sweeper"),
+    ("POST", "/internal/idempotency-keys/purge", {}, "sweeper"),
+    ("POST", "/internal/customers/987654321/deleted", None, "customers-service"),
+    ("POST", "/products", {"sku": "LP-1", "name": "n", "price_cents": 1, "stock": 1}, "orchestrator"),
+    ("PATCH", "/products/987654321", {"name": "n"}, "orchestrator"),
+    ("POST", "/products/987654321/restock", {"qty": 1}, "orchestrator"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "allowed"), SERVICE_ROUTE_CALLERS)
+def test_each_service_route_takes_only_the_caller_that_needs_it(client, tokens, method, path, body, allowed):
+    for caller in ("orchestrator", "payments", "sweeper", "customers-service"):
+        response = client.open(path, method=method, json=body, headers=auth(tokens.service(caller, "orders-service")))
+        if caller == allowed:
+            assert response.status_code != 403, (caller, response.get_json())
+        else:
+            assert_problem(response, 403, "forbidden")
 
 
 def test_a_customer_user_cannot_see_or_touch_another_customers_things(api, db):

@@ -207,7 +207,10 @@ def fill(value, ids):
     ids=[f"{c[0]} {c[1]} {str(c[2])[:40]}" for c in CASES],
 )
 def test_bad_input_is_a_4xx_problem_and_changes_nothing(api, db, existing, method, path, body, status, code, fields):
-    headers = dict(api.orchestrator if path.startswith("/internal/") else api.admin)
+    if "payment-outcome" in path:
+        headers = dict(api.payments)
+    else:
+        headers = dict(api.sweeper if path.startswith("/internal/") else api.admin)
     kwargs = {}
     if path.endswith("/confirm"):
         if body == "KEY":

@@ -10,7 +10,7 @@ from flask.views import MethodView
 
 from servicekit.web import Blueprint, int_path, log_context, requires
 
-from ..config import CUSTOMERS_SERVICE_NAME
+from ..config import CUSTOMERS_SERVICE_NAME, PAYMENTS_CALLER, SWEEPER_CALLER
 from ..services import customers, payments, reservations
 from .common import problem_responses, service_context
 from .schemas import (
@@ -46,7 +46,7 @@ class CustomerDeleted(MethodView):
 
 @blp.route(f"/internal/orders/{int_path('order_id')}/payment-outcome")
 class PaymentOutcome(MethodView):
-    @requires("service")
+    @requires("service", callers=(PAYMENTS_CALLER,))
     @blp.arguments(PaymentOutcomeSchema)
     @blp.response(200, PaymentOutcomeResultSchema)
     @problem_responses(blp, 400, 401, 403, 404, 409, s409="`invalid_state_transition`: the order is still CREATED")
@@ -66,7 +66,7 @@ class PaymentOutcome(MethodView):
 
 @blp.route("/internal/payments/overdue")
 class OverduePayments(MethodView):
-    @requires("service")
+    @requires("service", callers=(SWEEPER_CALLER,))
     @blp.arguments(OverdueQuerySchema, location="query")
     @blp.response(200, OverduePaymentPageSchema)
     @problem_responses(blp, 400, 401, 403)
@@ -82,7 +82,7 @@ class OverduePayments(MethodView):
 
 @blp.route("/internal/reservations/expire")
 class ExpireReservations(MethodView):
-    @requires("service")
+    @requires("service", callers=(SWEEPER_CALLER,))
     @blp.arguments(ExpireReservationsSchema, required=False)
     @blp.response(200, ExpireReservationsResultSchema)
     @problem_responses(blp, 400, 401, 403)
@@ -95,7 +95,7 @@ class ExpireReservations(MethodView):
 
 @blp.route("/internal/idempotency-keys/purge")
 class PurgeIdempotencyKeys(MethodView):
-    @requires("service")
+    @requires("service", callers=(SWEEPER_CALLER,))
     @blp.response(200, PurgeResultSchema)
     @problem_responses(blp, 401, 403)
     def post(self):

@@ -7,6 +7,7 @@ from flask.views import MethodView
 from servicekit.contracts import ProductSchema
 from servicekit.web import Blueprint, PageQuerySchema, int_path, requires
 
+from ..config import BFF_CALLER
 from ..services import products
 from .common import problem_responses, service_context
 from .schemas import ProductCreateSchema, ProductPageSchema, ProductUpdateSchema, RestockSchema
@@ -26,7 +27,7 @@ class Products(MethodView):
         """List products, by id"""
         return products.list_products(service_context(), limit=query["limit"], cursor=query["cursor"])
 
-    @requires("admin", "service")
+    @requires("admin", "service", callers=(BFF_CALLER,))
     @blp.arguments(ProductCreateSchema)
     @blp.response(201, ProductSchema)
     @problem_responses(blp, 400, 401, 403, 409, s409="`duplicate_sku`")
@@ -44,7 +45,7 @@ class ProductById(MethodView):
         """Get one product"""
         return products.get_product(service_context(), product_id)
 
-    @requires("admin", "service")
+    @requires("admin", "service", callers=(BFF_CALLER,))
     @blp.arguments(ProductUpdateSchema)
     @blp.response(200, ProductSchema)
     @problem_responses(blp, 400, 401, 403, 404)
@@ -55,7 +56,7 @@ class ProductById(MethodView):
 
 @blp.route(f"{PRODUCT_PATH}/restock")
 class ProductRestock(MethodView):
-    @requires("admin", "service")
+    @requires("admin", "service", callers=(BFF_CALLER,))
     @blp.arguments(RestockSchema)
     @blp.response(200, ProductSchema)
     @problem_responses(blp, 400, 401, 403, 404)
