@@ -307,6 +307,35 @@ def _unexpected_error(error: Exception) -> Response:
     return problem_response(Problem(500, "internal_error", "An unexpected error occurred; it has been logged"))
 
 
+def log_http_request(
+    *,
+    request_id: str,
+    method: str,
+    path: str,
+    route: str | None,
+    status: int,
+    started: float | None,
+    caller: str | None = None,
+    ids: dict[str, Any] | None = None,
+) -> None:
+    """The one `http_request` line per request (SPEC §2), whoever answered it."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "method": method,
+        "path": path,
+        "route": route,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+    }
+    if caller is not None:
+        fields["caller"] = caller
+    if ids:
+        fields.update(ids)
+    access_log.info("http_request", extra={"fields": fields, "request_id": request_id})
+
+
 def _install_request_hooks(app: Flask) -> None:
     @app.before_request
     def _start_request() -> None:
@@ -319,22 +348,17 @@ def _install_request_hooks(app: Flask) -> None:
     def _finish_request(response: Response) -> Response:
         request_id = g.get("request_id") or get_request_id() or accept_or_new(None)
         response.headers[REQUEST_ID_HEADER] = request_id
-        started = g.get("request_started")
-        fields: dict[str, Any] = {
-            "request_id": request_id,
-            "method": request.method,
-            "path": request.path,
-            "route": request.url_rule.rule if request.url_rule else None,
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-        }
         principal = g.get("principal")
-        if principal is not None:
-            fields["caller"] = principal.identity
-        extra = g.get("log_fields")
-        if extra:
-            fields.update(extra)
-        access_log.info("http_request", extra={"fields": fields})
+        log_http_request(
+            request_id=request_id,
+            method=request.method,
+            path=request.path,
+            route=request.url_rule.rule if request.url_rule else None,
+            status=response.status_code,
+            started=g.get("request_started"),
+            caller=principal.identity if principal is not None else None,
+            ids=g.get("log_fields"),
+        )
         return response
 
     @app.teardown_request

@@ -25,7 +25,7 @@ import orjson
 from servicekit.auth import InvalidToken, TokenVerifier, bearer_token
 from servicekit.problems import Problem
 from servicekit.request_id import REQUEST_ID_HEADER, accept_or_new
-from servicekit.web import BIGINT_MAX, access_log
+from servicekit.web import BIGINT_MAX, log_http_request
 
 from ..services.idempotency import MAX_KEY_LENGTH, IdempotentRequest, ReplayCache
 from ..services.orders import CONFIRM_ROUTE
@@ -67,19 +67,16 @@ class ConfirmReplayFastPath:
                 (REQUEST_ID_HEADER, request_id),
             ],
         )
-        if access_log.isEnabledFor(logging.INFO):
-            fields = {
-                "request_id": request_id,
-                "method": "POST",
-                "path": environ.get("PATH_INFO"),
-                "route": CONFIRM_RULE,
-                "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "caller": caller,
-                "order_id": order_id,
-                "customer_id": customer_id,
-            }
-            access_log.info("http_request", extra={"fields": fields, "request_id": request_id})
+        log_http_request(
+            request_id=request_id,
+            method="POST",
+            path=environ.get("PATH_INFO") or "",
+            route=CONFIRM_RULE,
+            status=status,
+            started=started,
+            caller=caller,
+            ids={"order_id": order_id, "customer_id": customer_id},
+        )
         return [body]
 
     def _replay(self, environ: dict[str, Any]) -> tuple[int, bytes, int, Any, str] | None:
