@@ -12,7 +12,7 @@ import pytest
 from orchestrator.config import load_settings
 from orchestrator.local.lambda_context import LocalLambdaContext
 from orchestrator.payment_events import PaymentRequested
-from orchestrator.payments.gateway import SimulatedPaymentGateway, stable_draw
+from orchestrator.payments.gateway import ChargeRequest, SimulatedPaymentGateway, stable_draw
 from orchestrator.payments.handler import build_processor, lambda_handler, use_processor
 
 from .conftest import DLQ_URL
@@ -179,8 +179,10 @@ def test_payments_call_orders_service_as_payments(payments, orders, tokens, key_
 # --- the simulated gateway ---------------------------------------------------------------------
 
 
-def request(order_id: int, amount_cents: int = 500) -> PaymentRequested:
-    return PaymentRequested.from_body(orjson.dumps(payment(order_id, amount_cents)).decode())
+def request(order_id: int, amount_cents: int = 500) -> ChargeRequest:
+    return ChargeRequest(
+        idempotency_key=f"order-{order_id}", order_id=order_id, customer_id=1, amount_cents=amount_cents
+    )
 
 
 def test_random_mode_is_stable_per_order_and_honours_the_rate():

@@ -26,7 +26,7 @@ from ..downstream import problem_code
 from ..observability import count, logger, request_scope
 from ..payment_events import MalformedEvent, PaymentRequested
 from ..sqs import SqsSender, attributes_from_lambda_record, string_attributes
-from .gateway import PaymentGateway, PaymentResult
+from .gateway import ChargeRequest, PaymentGateway, PaymentResult
 
 TRANSIENT_4XX = frozenset({401, 403, 408, 429})
 
@@ -82,7 +82,14 @@ class PaymentProcessor:
                 return self._dead_letter(record, PoisonMessage("malformed_message", str(exc)))
             fields = {"order_id": event.order_id, "message_id": record.message_id, "receive_count": receive_count}
             try:
-                result = self.gateway.charge(event)
+                result = self.gateway.charge(
+                    ChargeRequest(
+                        idempotency_key=f"order-{event.order_id}",  # until orders-service hands out attempt ids
+                        order_id=event.order_id,
+                        customer_id=event.customer_id,
+                        amount_cents=event.amount_cents,
+                    )
+                )
                 applied = self._record_outcome(event, result)
             except PoisonMessage as poison:
                 return self._dead_letter(record, poison, **fields)
