@@ -74,7 +74,11 @@ class Settings:
     payment_success_rate: float
     payment_rule_max_amount_cents: int
     payment_grace_seconds: int
+    payment_processing_grace_seconds: int
     sweeper_batch_limit: int
+    lambda_time_margin_seconds: float
+    sqs_connect_timeout_seconds: float
+    sqs_timeout_seconds: float
 
     def require_queue_url(self) -> str:
         if not self.payments_queue_url:
@@ -130,7 +134,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "PAYMENT_RULE_MAX_AMOUNT_CENTS", 1_000_000, minimum=0, maximum=10**12, environ=environ
         ),
         payment_grace_seconds=env_int("PAYMENT_GRACE_SECONDS", 120, minimum=0, environ=environ),
+        payment_processing_grace_seconds=env_int("PAYMENT_PROCESSING_GRACE_SECONDS", 300, minimum=0, environ=environ),
         sweeper_batch_limit=env_int("SWEEPER_BATCH_LIMIT", 100, minimum=1, maximum=100, environ=environ),
+        lambda_time_margin_seconds=env_float(
+            "LAMBDA_TIME_MARGIN_SECONDS", 1.5, minimum=0.1, maximum=30, environ=environ
+        ),
+        sqs_connect_timeout_seconds=env_float(
+            "SQS_CONNECT_TIMEOUT_SECONDS", 1.0, minimum=0.05, maximum=30, environ=environ
+        ),
+        sqs_timeout_seconds=env_float("SQS_TIMEOUT_SECONDS", 3.0, minimum=0.05, maximum=60, environ=environ),
     )
 
 

@@ -1,7 +1,9 @@
 """SQS: one client per cold start, sends with a bounded number of retries, attribute shapes.
 
 botocore's own retries are switched off so the retry budget is exactly `SQS_SEND_MAX_RETRIES`,
-with our backoff: the BFF sends inside an API request and must know its worst case.
+with our backoff: the BFF sends inside an API request and must know its worst case. Inside a
+time budget (`servicekit.deadline`) an attempt starts only if its worst case (the client's
+connect + read timeouts) still fits.
 The endpoint comes from boto3's own `AWS_ENDPOINT_URL_SQS` (moto locally), never from code.
 """
 
@@ -16,6 +18,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from servicekit.deadline import capped, has_time_for
+
 from .config import Settings
 from .observability import logger
 
@@ -25,8 +29,8 @@ MAX_MESSAGE_ATTRIBUTES = 10
 def make_sqs_client(settings: Settings, **overrides: Any) -> Any:
     config = Config(
         region_name=settings.aws_region,
-        connect_timeout=settings.downstream_connect_timeout_seconds,
-        read_timeout=settings.downstream_timeout_seconds,
+        connect_timeout=settings.sqs_connect_timeout_seconds,
+        read_timeout=settings.sqs_timeout_seconds,
         retries={"total_max_attempts": 1, "mode": "standard"},
     )
     return boto3.client("sqs", config=config, **overrides)
@@ -66,6 +70,11 @@ class SqsSender:
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.sleep = sleep
+        config = getattr(getattr(client, "meta", None), "config", None)
+        # An attempt's worst case; a client without botocore's config (a test double) has none.
+        self.attempt_seconds = float(getattr(config, "connect_timeout", 0) or 0) + float(
+            getattr(config, "read_timeout", 0) or 0
+        )
 
     def send(self, queue_url: str, body: str, attributes: Mapping[str, Mapping[str, Any]] | None = None) -> str:
         """Send one message; returns its MessageId or raises `SqsSendFailed` after the retries."""
@@ -73,6 +82,9 @@ class SqsSender:
         attempts = 1 + self.max_retries
         last_error = "no attempt made"
         for attempt in range(1, attempts + 1):
+            if not has_time_for(self.attempt_seconds):
+                last_error = f"{last_error}; the time budget does not fit another attempt"
+                break
             try:
                 kwargs: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": body}
                 if attrs:
@@ -84,5 +96,5 @@ class SqsSender:
                     "sqs_send_failed", extra={"queue_url": queue_url, "attempt": attempt, "error": last_error}
                 )
             if attempt < attempts:
-                self.sleep(self.backoff_seconds * (2 ** (attempt - 1)))
+                self.sleep(capped(self.backoff_seconds * (2 ** (attempt - 1))))
         raise SqsSendFailed(last_error)

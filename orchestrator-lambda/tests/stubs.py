@@ -147,13 +147,17 @@ def call_handler(
     raw_body: bytes | None = None,
     token: str | None = None,
     headers: dict[str, str] | None = None,
+    timeout_seconds: float = 29.0,
 ) -> HttpAnswer:
-    """Invoke a Lambda handler with the API Gateway v2 event the local adapter would build."""
+    """Invoke a Lambda handler with the API Gateway v2 event the local adapter would build
+    (the function's timeout is what its context says is left)."""
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     if token:
         all_headers["Authorization"] = f"Bearer {token}"
     payload = raw_body if raw_body is not None else (orjson.dumps(body) if body is not None else b"")
     event = build_event(method=method, target=target, headers=list(all_headers.items()), body=payload)
-    status, answer_headers, content = http_answer(handler(event, LocalLambdaContext("OrchestratorFunction")))
+    status, answer_headers, content = http_answer(
+        handler(event, LocalLambdaContext("OrchestratorFunction", timeout_seconds=timeout_seconds))
+    )
     header_map = dict(answer_headers)
     return HttpAnswer(status, header_map, orjson.loads(content) if content else None)

@@ -10,25 +10,30 @@ from typing import Any
 import orjson
 import pytest
 
+from orchestrator.bff import handler as bff_handler_module
 from orchestrator.bff.idempotency import derive_key
 from orchestrator.payment_events import PAYMENT_REQUESTED
 from orchestrator.sqs import SqsSender
 from servicekit.testing import free_port
 
 from .conftest import QUEUE_URL
-from .stubs import StubService, problem
+from .stubs import StubService, call_handler, problem
 
 PLACE = "/orchestrator/create-and-confirm-order"
+bff_handler = bff_handler_module.lambda_handler
 ITEMS = [{"product_id": 1, "qty": 2}, {"product_id": 2, "qty": 1}]
 
 
 class OrdersBackend:
-    """Enough of orders-service: orders, confirm, and replay of idempotency keys."""
+    """Enough of orders-service: orders, confirm, replay of idempotency keys, stored answers."""
 
     def __init__(self, stub: StubService) -> None:
         self.orders: dict[int, dict[str, Any]] = {}
         self.responses: dict[str, tuple[int, Any]] = {}
+        self.stored: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
+        stub.on("GET", r"/internal/stored-responses/(\w+)", lambda _req, m: self._lookup(m[1]))
+        stub.on("PUT", r"/internal/stored-responses/(\w+)", lambda req, m: self._store(m[1], req.body))
         stub.on("POST", "/orders", lambda req, _m: self._keyed(req, lambda: self._create(req.body)))
         stub.on("POST", r"/orders/(\d+)/confirm", lambda req, m: self._keyed(req, lambda: self._confirm(int(m[1]))))
         stub.on("GET", r"/orders/(\d+)", lambda _req, m: (200, self.orders[int(m[1])]))
@@ -42,6 +47,21 @@ class OrdersBackend:
             status, body = compute()
             self.responses[key] = (status, body)
             return status, body
+
+    def _lookup(self, key: str):
+        with self.lock:
+            if key not in self.stored:
+                return 404, problem(404, "not_found", resource="stored_response")
+            return 200, {**self.stored[key], "replayed": True}
+
+    def _store(self, key: str, body: dict[str, Any]):
+        with self.lock:
+            if key in self.stored:
+                if self.stored[key]["fingerprint"] != body["fingerprint"]:
+                    return 422, problem(422, "idempotency_key_mismatch")
+                return 200, {**self.stored[key], "replayed": True}
+            self.stored[key] = {"key": key, **body}
+            return 201, {**self.stored[key], "replayed": False}
 
     def _create(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         order_id = len(self.orders) + 1
@@ -108,8 +128,60 @@ def test_a_retry_with_the_same_key_replays_one_order(bff, tokens, backend, order
     assert {r.headers["idempotency-key"] for r in orders.calls("POST", "/orders")} == {
         derive_key("user:100", "create-and-confirm-order:create", "same")
     }
-    # Every attempt that reaches a confirmed order publishes; the consumer applies it once.
-    assert [b["order_id"] for b in sqs.bodies()] == [1, 1]
+    # The retry is answered from the stored answer: no second confirm, no second payment event.
+    assert len(orders.calls("POST", r"/orders/\d+/confirm")) == 1
+    assert [b["order_id"] for b in sqs.bodies()] == [1]
+    (stored,) = backend.stored.values()
+    assert stored["status"] == 201 and stored["body"] == first.body
+
+
+@pytest.mark.parametrize("customers_now", ["deleted", "down"])
+def test_a_replay_answers_the_stored_201_whatever_happened_to_the_customer(
+    bff, tokens, backend, customers, orders, sqs, customers_now
+):
+    first = place(bff, tokens.customer(1), key="keep")
+    assert first.status == 201
+    if customers_now == "deleted":
+        customers.on("GET", r"/internal/customers/(\d+)", (404, problem(404, "not_found", resource="customer")))
+    else:  # what a dead upstream looks like through a load balancer
+        customers.on("GET", r"/internal/customers/(\d+)", (503, None))
+    again = place(bff, tokens.customer(1), key="keep")
+    assert again.status == 201 and again.body == first.body
+    assert again.header("Idempotent-Replayed") == "true"
+    assert len(orders.calls("POST", "/orders")) == 1 and len(sqs.sent) == 1
+    # A new key is a new order, and now the customer's state decides.
+    fresh = place(bff, tokens.customer(1), key="new")
+    assert fresh.status == (404 if customers_now == "deleted" else 503)
+    assert len(backend.orders) == 1
+
+
+def test_a_key_reused_for_another_order_is_a_422(bff, tokens, backend, customers, orders):
+    assert place(bff, tokens.customer(1), key="once").status == 201
+    customers.on("GET", r"/internal/customers/(\d+)", (404, problem(404, "not_found", resource="customer")))
+    other = place(bff, tokens.customer(1), key="once", body={"customer_id": 1, "items": [ITEMS[0]]})
+    assert other.status == 422 and other.body["code"] == "idempotency_key_mismatch"
+    assert len(backend.orders) == 1
+
+
+def test_parallel_twins_answer_the_same_stored_body(bff, tokens, backend, orders, sqs):
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(place(bff, tokens.admin(), key="twin"))) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {answer.status for answer in results} == {201}
+    assert all(answer.body == results[0].body for answer in results)
+    assert len(backend.orders) == 1 and len(backend.stored) == 1
+
+
+def test_an_answer_that_cannot_be_stored_is_still_given(bff, tokens, backend, orders):
+    orders.on("PUT", r"/internal/stored-responses/(\w+)", (503, problem(503, "database_unavailable")))
+    answer = place(bff, tokens.admin(), key="unstored")
+    assert answer.status == 201 and answer.body["data"]["order"]["status"] == "CONFIRMED"
+    assert backend.stored == {}
 
 
 @pytest.mark.parametrize(
@@ -244,11 +316,49 @@ def test_cancel_checks_the_order_and_sends_a_derived_key(bff, tokens, backend, o
     assert sent.headers["idempotency-key"] == derive_key("user:100", "cancel", "c-1")
 
 
-def test_restock_is_not_resent_after_a_dropped_answer(bff, tokens, orders):
+def test_restock_without_a_key_is_not_resent_after_a_dropped_answer(bff, tokens, orders):
     orders.on("POST", r"/products/\d+/restock", (503, None))
     answer = bff("POST", "/products/1/restock", token=tokens.admin(), body={"qty": 5})
     assert answer.status == 503
-    assert len(orders.calls("POST", r"/products/1/restock")) == 1
+    (sent,) = orders.calls("POST", r"/products/1/restock")
+    assert "idempotency-key" not in sent.headers
+
+
+def test_restock_with_a_key_sends_a_derived_key_and_is_resent(bff, tokens, orders):
+    answers = iter([(503, None), (200, {"id": 1, "stock": 9})])
+    orders.on("POST", r"/products/\d+/restock", lambda _req, _m: next(answers))
+    answer = bff(
+        "POST", "/products/1/restock", token=tokens.admin(user_id=3), body={"qty": 5}, headers={"Idempotency-Key": "r1"}
+    )
+    assert answer.status == 200 and answer.body["stock"] == 9
+    sent = orders.calls("POST", r"/products/1/restock")
+    assert [r.headers["idempotency-key"] for r in sent] == [derive_key("user:3", "restock", "r1")] * 2
+    bad = bff("POST", "/products/1/restock", token=tokens.admin(), body={"qty": 5}, headers={"Idempotency-Key": ""})
+    assert bad.status == 400
+
+
+def test_a_slow_dependency_ends_in_a_problem_inside_the_lambda_timeout(bff, tokens, backend, customers, orders):
+    def slow(_req, _m):
+        time.sleep(3)
+        return 200, {"id": 1}
+
+    customers.on("GET", r"/internal/customers/(\d+)", slow)
+    started = time.monotonic()
+    # 3.5 s left and a 1.5 s margin: 2 s for the whole placement, though one call alone may take 2+3 s.
+    answer = call_handler(
+        bff_handler,
+        "POST",
+        PLACE,
+        token=tokens.admin(),
+        body={"customer_id": 1, "items": ITEMS},
+        headers={"Idempotency-Key": "slow"},
+        timeout_seconds=3.5,
+    )
+    elapsed = time.monotonic() - started
+    assert answer.status == 503 and answer.header("Retry-After")
+    assert answer.body["code"] in ("dependency_unavailable", "time_budget_exhausted")
+    assert elapsed < 3.5  # answered by us, before the function would have been killed
+    assert orders.calls("POST", "/orders") == []
 
 
 def test_sender_backs_off_between_attempts():

@@ -112,9 +112,10 @@ def test_parallel_retries_through_separate_execution_environments(
     ).get("Messages", []):
         published += batch
     assert {orjson.loads(m["Body"])["order_id"] for m in published} == {1}
-    assert sorted(m["MessageAttributes"]["request_id"]["StringValue"] for m in published) == [
-        f"try-{n}" for n in range(6)
-    ]
+    # Twins still running when the first stored its answer publish too (harmless: the payments
+    # Lambda claims before it charges); retries that find the stored answer publish nothing.
+    request_ids = [m["MessageAttributes"]["request_id"]["StringValue"] for m in published]
+    assert 1 <= len(request_ids) <= 6 and set(request_ids) <= {f"try-{n}" for n in range(6)}
 
 
 def test_adapter_command_serves_and_stops_on_sigterm(environ):

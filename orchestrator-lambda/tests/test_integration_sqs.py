@@ -21,8 +21,9 @@ from orchestrator.config import load_settings
 from orchestrator.local.queues import ensure_payment_queues
 from orchestrator.local.sqs_poller import SqsPoller
 from orchestrator.payments.handler import build_processor, lambda_handler, use_processor
+from orchestrator.sqs import make_sqs_client
 
-from .test_payments import OutcomeStore, payment
+from .test_payments import FakeGateway, OrdersPayments, payment
 
 REPO = Path(__file__).resolve().parents[2]
 VISIBILITY = 1
@@ -165,11 +166,11 @@ def test_redrive_tool_moves_dlq_messages_back(sqs, queues, aws_env):
 
 
 def test_payments_lambda_behind_the_poller(sqs, queues, environ, orders, aws_env):
-    store = OutcomeStore(orders, unknown={404}, statuses={7: 503})
-    settings = load_settings(
-        {**environ, "PAYMENTS_DLQ_URL": queues.dlq_url, "PAYMENT_SIMULATION_MODE": "always_succeed"}
-    )
-    use_processor(build_processor(settings, sqs_client=sqs))
+    store = OrdersPayments(orders, unknown={404}, statuses={7: 503})
+    settings = load_settings({**environ, "PAYMENTS_DLQ_URL": queues.dlq_url})
+    # The Lambda's own client (its short timeouts fit the time budget), on the same moto server.
+    client = make_sqs_client(settings, endpoint_url=aws_env["AWS_ENDPOINT_URL_SQS"])
+    use_processor(build_processor(settings, sqs_client=client, gateway=FakeGateway()))
     try:
         send(sqs, queues.queue_url, orjson.dumps(payment(1)).decode(), request_id="req-good")
         send(sqs, queues.queue_url, orjson.dumps(payment(404)).decode(), request_id="req-poison")
@@ -191,7 +192,7 @@ def test_payments_lambda_behind_the_poller(sqs, queues, environ, orders, aws_env
             poller.poll_once()
         assert [m["MessageAttributes"]["request_id"]["StringValue"] for m in dead] == ["req-transient"]
         assert "dlq_reason" not in dead[0]["MessageAttributes"]
-        assert len(orders.calls("POST", r"/internal/orders/7/payment-outcome")) == MAX_RECEIVES * 2  # 1 retry each
+        assert len(orders.calls("POST", r"/internal/orders/7/payment-claim")) == MAX_RECEIVES * 2  # 1 retry each
     finally:
         use_processor(None)
 

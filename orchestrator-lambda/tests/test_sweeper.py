@@ -26,11 +26,18 @@ def overdue(order_id: int) -> dict:
 
 @pytest.fixture
 def sweep(environ, sqs):
-    environ = {**environ, "PAYMENT_GRACE_SECONDS": "90", "SWEEPER_BATCH_LIMIT": "2"}
+    environ = {
+        **environ,
+        "PAYMENT_GRACE_SECONDS": "90",
+        "PAYMENT_PROCESSING_GRACE_SECONDS": "240",
+        "SWEEPER_BATCH_LIMIT": "2",
+    }
     sweeper = build_sweeper(load_settings(environ), sqs_client=sqs)
     sweeper.publisher.sender.sleep = lambda _s: None
     use_sweeper(sweeper)
-    yield lambda: lambda_handler(scheduled_event(), LocalLambdaContext("SweeperFunction"))
+    yield lambda seconds=120.0: lambda_handler(
+        scheduled_event(), LocalLambdaContext("SweeperFunction", timeout_seconds=seconds)
+    )
     use_sweeper(None)
 
 
@@ -60,7 +67,7 @@ def test_sweep_republishes_expires_and_purges(sweep, orders, sqs):
         "failed_steps": [],
     }
     first_page = orders.calls("GET", "/internal/payments/overdue")[0]
-    assert first_page.query == {"older_than_seconds": "90", "limit": "2"}
+    assert first_page.query == {"older_than_seconds": "90", "processing_older_than_seconds": "240", "limit": "2"}
     bodies = sqs.bodies(QUEUE_URL)
     assert [(b["order_id"], b["amount_cents"], b["type"]) for b in bodies] == [
         (1, 100, "payment.requested"),
@@ -80,6 +87,14 @@ def test_a_failed_step_does_not_stop_the_others_and_the_run_reports_it(sweep, or
     with pytest.raises(SweepIncomplete, match="republish_overdue_payments"):
         sweep()
     assert orders.calls("POST", "/internal/idempotency-keys/purge")
+
+
+def test_steps_are_not_started_without_time_left(sweep, orders, sqs):
+    paged_overdue(orders)
+    # 4 s in all and a 1.5 s margin: less than a step's reserve, so nothing is called.
+    with pytest.raises(SweepIncomplete, match="republish_overdue_payments, expire_reservations, purge"):
+        sweep(seconds=4.0)
+    assert orders.requests == [] and sqs.sent == []
 
 
 def test_publish_failures_are_counted(sweep, orders, sqs):

@@ -57,6 +57,7 @@ class Settings:
     cancel_window_seconds: int
     reservation_ttl_seconds: int
     payment_grace_seconds: int
+    payment_processing_grace_seconds: int
     idempotency_ttl_seconds: int
     db_pool_size: int
     db_max_overflow: int
@@ -88,6 +89,11 @@ class Settings:
             cancel_window_seconds=env_int("CANCEL_WINDOW_SECONDS", 600, minimum=0, environ=environ),
             reservation_ttl_seconds=env_int("RESERVATION_TTL_SECONDS", 900, minimum=1, environ=environ),
             payment_grace_seconds=env_int("PAYMENT_GRACE_SECONDS", 120, minimum=0, environ=environ),
+            # Longer than a payment message's visibility timeout, so an attempt still being
+            # retried by SQS is not re-published on top of it (docs/payments.md).
+            payment_processing_grace_seconds=env_int(
+                "PAYMENT_PROCESSING_GRACE_SECONDS", 300, minimum=0, environ=environ
+            ),
             idempotency_ttl_seconds=env_int("IDEMPOTENCY_TTL_SECONDS", 86400, minimum=1, environ=environ),
             db_pool_size=env_int("DB_POOL_SIZE", 10, minimum=1, maximum=200, environ=environ),
             db_max_overflow=env_int("DB_MAX_OVERFLOW", 10, minimum=0, maximum=200, environ=environ),

@@ -33,8 +33,9 @@ MYSQL_TABLE_ARGS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql
 # Order status and payment status values (SPEC §6).
 CREATED, CONFIRMED, PAID, CANCELED = "CREATED", "CONFIRMED", "PAID", "CANCELED"
 ORDER_STATUSES = (CREATED, CONFIRMED, PAID, CANCELED)
-NOT_REQUESTED, PENDING, SUCCEEDED, FAILED = "NOT_REQUESTED", "PENDING", "SUCCEEDED", "FAILED"
-PAYMENT_STATUSES = (NOT_REQUESTED, PENDING, SUCCEEDED, FAILED)
+NOT_REQUESTED, PENDING, PROCESSING = "NOT_REQUESTED", "PENDING", "PROCESSING"
+SUCCEEDED, FAILED = "SUCCEEDED", "FAILED"
+PAYMENT_STATUSES = (NOT_REQUESTED, PENDING, PROCESSING, SUCCEEDED, FAILED)
 
 
 class Base(DeclarativeBase):
@@ -114,6 +115,11 @@ class Order(Base):
     cancel_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     payment_reference: Mapped[str | None] = mapped_column(String(128), nullable=True)
     payment_failure_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The gateway idempotency key of this order's payment: made at the first claim, never
+    # changed, so every retry of the payment is the same charge (docs/payments.md).
+    payment_attempt_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The latest claim; the sweeper re-publishes a PROCESSING order whose claim is this old.
+    payment_claimed_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
 

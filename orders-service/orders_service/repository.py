@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, delete, insert, literal, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, case, delete, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -29,6 +29,7 @@ from .models import (
     CREATED,
     NOT_REQUESTED,
     PENDING,
+    PROCESSING,
     cart_items_table,
     carts_table,
     deleted_customers_table,
@@ -67,6 +68,7 @@ ORDER_COLUMNS = (
     orders.c.canceled_at,
     orders.c.cancel_reason,
     orders.c.updated_at,
+    orders.c.payment_attempt_id,
 )
 
 
@@ -549,15 +551,30 @@ def list_orders(session: Session, where: OrderFilter, *, before_id: int | None, 
 
 
 def overdue_payments(
-    session: Session, *, confirmed_before: datetime, after: tuple[datetime, int] | None, limit: int
+    session: Session,
+    *,
+    confirmed_before: datetime,
+    claimed_before: datetime,
+    after: tuple[datetime, int] | None,
+    limit: int,
 ) -> list[Row]:
-    """CONFIRMED orders still waiting for payment, oldest confirmation first."""
+    """CONFIRMED orders still waiting for payment, oldest confirmation first: PENDING ones
+    confirmed before `confirmed_before`, and PROCESSING ones whose latest claim is older than
+    `claimed_before` (their consumer died or gave up mid-payment)."""
     stmt = (
-        select(orders.c.id, orders.c.customer_id, orders.c.total_cents, orders.c.confirmed_at)
+        select(
+            orders.c.id,
+            orders.c.customer_id,
+            orders.c.total_cents,
+            orders.c.confirmed_at,
+            orders.c.payment_status,
+        )
         .where(
             orders.c.status == CONFIRMED,
-            orders.c.payment_status == PENDING,
-            orders.c.confirmed_at < confirmed_before,
+            or_(
+                and_(orders.c.payment_status == PENDING, orders.c.confirmed_at < confirmed_before),
+                and_(orders.c.payment_status == PROCESSING, orders.c.payment_claimed_at < claimed_before),
+            ),
         )
         .order_by(orders.c.confirmed_at, orders.c.id)
         .limit(limit)

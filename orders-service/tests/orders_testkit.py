@@ -86,10 +86,19 @@ class OrdersApi:
     def cancel(self, order_id: int, *, headers=None):
         return self.client.post(f"/orders/{order_id}/cancel", headers=headers or self.admin)
 
-    def payment_outcome(self, order_id: int, outcome: str, **extra: Any):
-        return self.client.post(
-            f"/internal/orders/{order_id}/payment-outcome", json={"outcome": outcome, **extra}, headers=self.payments
-        )
+    def claim(self, order_id: int):
+        return self.client.post(f"/internal/orders/{order_id}/payment-claim", headers=self.payments)
+
+    def payment_outcome(self, order_id: int, outcome: str, *, attempt_id: str, **extra: Any):
+        body = {"outcome": outcome, "payment_attempt_id": attempt_id, **extra}
+        return self.client.post(f"/internal/orders/{order_id}/payment-outcome", json=body, headers=self.payments)
+
+    def settle(self, order_id: int, outcome: str, **extra: Any):
+        """What the payments Lambda does: claim, then (the charge, then) record the outcome."""
+        claim = self.claim(order_id)
+        assert claim.status_code == 200, claim.get_data(as_text=True)
+        assert claim.get_json()["claimed"] is True, claim.get_json()
+        return self.payment_outcome(order_id, outcome, attempt_id=claim.get_json()["payment"]["attempt_id"], **extra)
 
     def get_order(self, order_id: int) -> dict[str, Any]:
         response = self.client.get(f"/orders/{order_id}", headers=self.admin)

@@ -20,8 +20,11 @@ PROTECTED = [
     ("GET", "/orders/1"),
     ("POST", "/orders/1/confirm"),
     ("POST", "/orders/1/cancel"),
+    ("POST", "/internal/orders/1/payment-claim"),
     ("POST", "/internal/orders/1/payment-outcome"),
     ("GET", "/internal/payments/overdue"),
+    ("GET", "/internal/stored-responses/k1"),
+    ("PUT", "/internal/stored-responses/k1"),
     ("POST", "/internal/reservations/expire"),
     ("POST", "/internal/idempotency-keys/purge"),
     ("POST", "/internal/customers/1/deleted"),
@@ -40,6 +43,7 @@ def test_the_route_list_is_complete(app):
         sample = rule.rule
         for argument in rule.arguments:
             sample = sample.replace(f"<int(max=9223372036854775807):{argument}>", "1")
+            sample = sample.replace(f"<string(minlength=1,maxlength=255):{argument}>", "k1")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (method, sample) in listed, f"{method} {rule.rule} is not covered by the auth tests"
 
@@ -80,7 +84,15 @@ def test_user_tokens_on_internal_routes_are_403(client, tokens, method, path):
 # Least privilege: each service-only route takes the one caller that needs it (ids that do not
 # exist, so the allowed caller's 404 shows it got past auth without changing anything).
 SERVICE_ROUTE_CALLERS = [
-    ("POST", "/internal/orders/987654321/payment-outcome", {"outcome": "succeeded"}, "payments"),
+    ("POST", "/internal/orders/987654321/payment-claim", None, "payments"),
+    (
+        "POST",
+        "/internal/orders/987654321/payment-outcome",
+        {"outcome": "succeeded", "payment_attempt_id": "pay_1"},
+        "payments",
+    ),
+    ("GET", "/internal/stored-responses/never-stored", None, "orchestrator"),
+    ("PUT", "/internal/stored-responses/authz-probe", {"fingerprint": "f"}, "orchestrator"),
     ("GET", "/internal/payments/overdue", None, "sweeper"),
     ("POST", "/internal/reservations/expire", {}, "sweeper"),
     ("POST", "/internal/idempotency-keys/purge", {}, "sweeper"),

@@ -1,4 +1,5 @@
-"""Idempotency keys on POST /orders and confirm (SPEC §7, docs/conventions.md)."""
+"""Idempotency keys on POST /orders, confirm and restock, and the answers the BFF stores here
+(docs/idempotency.md)."""
 
 from __future__ import annotations
 
@@ -146,3 +147,93 @@ def test_key_held_by_a_running_request_is_409_in_flight(app_factory, api, databa
     assert count_orders(db, customer) == 0 and stock_of(db, product["id"]) == 10
     # The holder gave up, so the key is free: the retry runs.
     assert impatient.post("/orders", json=body, headers={**api.admin, "Idempotency-Key": key}).status_code == 201
+
+
+# --- restock ------------------------------------------------------------------------------------
+
+
+def restock(api, product_id: int, qty: int, key: str | None = None):
+    headers = {**api.admin, **({"Idempotency-Key": key} if key else {})}
+    return api.client.post(f"/products/{product_id}/restock", json={"qty": qty}, headers=headers)
+
+
+def test_a_retried_restock_with_a_key_adds_the_stock_once(api, db):
+    product = api.new_product(stock=5)
+    key = uuid.uuid4().hex
+    first = restock(api, product["id"], 7, key)
+    assert first.status_code == 200 and first.get_json()["stock"] == 12
+    again = restock(api, product["id"], 7, key)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_data() == first.get_data()
+    assert stock_of(db, product["id"]) == 12
+    other = api.new_product(stock=1)
+    before = snapshot(db)
+    assert_problem(restock(api, product["id"], 8, key), 422, "idempotency_key_mismatch")
+    assert_problem(restock(api, other["id"], 7, key), 422, "idempotency_key_mismatch")
+    assert snapshot(db) == before
+    # Without a key every call is a new delivery.
+    assert restock(api, product["id"], 1).get_json()["stock"] == 13
+    assert restock(api, product["id"], 1).get_json()["stock"] == 14
+
+
+def test_a_failed_restock_keeps_no_key(api, db):
+    key = uuid.uuid4().hex
+    assert_problem(restock(api, 987654321, 3, key), 404, "not_found")
+    product = api.new_product(stock=0)
+    assert restock(api, product["id"], 3, key).get_json()["stock"] == 3
+
+
+# --- answers the BFF stores -----------------------------------------------------------------------
+
+
+def store(api, key: str, body, *, fingerprint: str = "f1", status: int = 201, headers=None):
+    return api.client.put(
+        f"/internal/stored-responses/{key}",
+        json={"fingerprint": fingerprint, "status": status, "body": body},
+        headers=headers or api.orchestrator,
+    )
+
+
+def test_the_bff_stores_its_answer_once_and_reads_it_back(api, db):
+    key = uuid.uuid4().hex
+    assert_problem(api.client.get(f"/internal/stored-responses/{key}", headers=api.orchestrator), 404, "not_found")
+    answer = {"success": True, "data": {"order": {"id": 7}}, "note": "ünïcode"}
+    first = store(api, key, answer)
+    assert first.status_code == 201
+    assert first.get_json() == {"key": key, "fingerprint": "f1", "status": 201, "body": answer, "replayed": False}
+
+    second = store(api, key, {"success": True, "data": {"order": {"id": 8}}})  # a twin's later answer
+    assert second.status_code == 200
+    assert second.get_json()["body"] == answer and second.get_json()["replayed"] is True
+
+    read = api.client.get(f"/internal/stored-responses/{key}", headers=api.orchestrator)
+    assert read.status_code == 200
+    stored = read.get_json()
+    assert (stored["body"], stored["status"], stored["fingerprint"]) == (answer, 201, "f1") and stored["expires_at"]
+
+    before = snapshot(db)
+    assert_problem(store(api, key, answer, fingerprint="f2"), 422, "idempotency_key_mismatch")
+    assert snapshot(db) == before
+
+
+def test_stored_answers_are_scoped_to_the_caller_and_separate_from_other_keys(api, db, tokens):
+    key = uuid.uuid4().hex
+    # An order created with the same key by the same caller is another scope.
+    customer = api.new_customer()
+    product = api.new_product(stock=5)
+    assert api.create_order(customer, [(product["id"], 1)], key=key, headers=api.orchestrator).status_code == 201
+    assert store(api, key, {"mine": 1}).status_code == 201
+    read = api.client.get(f"/internal/stored-responses/{key}", headers=api.orchestrator).get_json()
+    assert read["body"] == {"mine": 1}
+
+
+def test_stored_answers_expire_with_the_other_keys(api, db):
+    key = uuid.uuid4().hex
+    store(api, key, {"old": True})
+    execute(
+        db, "UPDATE idempotency_keys SET expires_at = expires_at - INTERVAL 2 DAY WHERE idempotency_key = :k", k=key
+    )
+    assert_problem(api.client.get(f"/internal/stored-responses/{key}", headers=api.orchestrator), 404, "not_found")
+    purged = api.client.post("/internal/idempotency-keys/purge", headers=api.sweeper).get_json()
+    assert purged["purged"] >= 1
+    assert store(api, key, {"new": True}).status_code == 201

@@ -138,16 +138,50 @@ CASES = [
     ("POST", "/orders/987654321/cancel", None, 404, "not_found", set()),
     ("POST", "/orders/abc/cancel", None, 404, "not_found", set()),
     # internal
-    ("POST", "/internal/orders/{order}/payment-outcome", {}, 400, "validation_error", {"outcome"}),
     (
         "POST",
         "/internal/orders/{order}/payment-outcome",
-        {"outcome": "maybe", "payment_reference": "r" * 129, "reason": 5},
+        {},
         400,
         "validation_error",
-        {"outcome", "payment_reference", "reason"},
+        {"outcome", "payment_attempt_id"},
     ),
-    ("POST", "/internal/orders/987654321/payment-outcome", {"outcome": "failed"}, 404, "not_found", set()),
+    (
+        "POST",
+        "/internal/orders/{order}/payment-outcome",
+        {"outcome": "maybe", "payment_attempt_id": "p" * 65, "payment_reference": "r" * 129, "reason": 5},
+        400,
+        "validation_error",
+        {"outcome", "payment_attempt_id", "payment_reference", "reason"},
+    ),
+    (
+        "POST",
+        "/internal/orders/987654321/payment-outcome",
+        {"outcome": "failed", "payment_attempt_id": "pay_1"},
+        404,
+        "not_found",
+        set(),
+    ),
+    ("POST", "/internal/orders/987654321/payment-claim", None, 404, "not_found", set()),
+    ("POST", "/internal/orders/{order}/payment-claim", None, 409, "invalid_state_transition", set()),
+    ("GET", "/internal/stored-responses/never-stored", None, 404, "not_found", set()),
+    (
+        "PUT",
+        "/internal/stored-responses/bad-input",
+        {"fingerprint": "", "status": 500, "body": None},
+        400,
+        "validation_error",
+        {"fingerprint", "status", "body"},
+    ),
+    ("PUT", "/internal/stored-responses/bad-input", b"{not json", 400, "malformed_json", {"body"}),
+    (
+        "GET",
+        "/internal/payments/overdue?processing_older_than_seconds=x",
+        None,
+        400,
+        "validation_error",
+        {"processing_older_than_seconds"},
+    ),
     (
         "POST",
         "/internal/reservations/expire",
@@ -207,8 +241,10 @@ def fill(value, ids):
     ids=[f"{c[0]} {c[1]} {str(c[2])[:40]}" for c in CASES],
 )
 def test_bad_input_is_a_4xx_problem_and_changes_nothing(api, db, existing, method, path, body, status, code, fields):
-    if "payment-outcome" in path:
+    if "/payment-" in path:
         headers = dict(api.payments)
+    elif "/stored-responses/" in path:
+        headers = dict(api.orchestrator)
     else:
         headers = dict(api.sweeper if path.startswith("/internal/") else api.admin)
     kwargs = {}

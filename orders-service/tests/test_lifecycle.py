@@ -1,10 +1,12 @@
-"""Order lifecycle (SPEC §6): confirm, cancel and its window, payment outcomes, expiry, overdue."""
+"""Order lifecycle (docs/order-lifecycle.md): confirm, cancel and its window, payment claims and
+outcomes, expiry, overdue payments."""
 
 from __future__ import annotations
 
 import time
 
 from orders_testkit import assert_problem, assert_stock_conserved, execute, order_status, stock_of
+from sqlalchemy import text
 
 
 def backdate(db, order_id: int, column: str, seconds: int) -> None:
@@ -80,14 +82,65 @@ def test_the_cancel_window_is_configurable(app_factory, api, db):
 
 def test_paid_orders_cannot_be_canceled(api, db):
     order, product = confirmed_order(api)
-    assert api.payment_outcome(order["id"], "succeeded").get_json()["applied"] is True
+    assert api.settle(order["id"], "succeeded").get_json()["applied"] is True
     assert assert_problem(api.cancel(order["id"]), 409, "invalid_state_transition")["current_status"] == "PAID"
     assert stock_of(db, product["id"]) == 8
 
 
+def test_a_claim_takes_the_amount_from_the_order_and_keeps_one_attempt_id(api, db):
+    order, product = confirmed_order(api, qty=3)
+    first = api.claim(order["id"])
+    assert first.status_code == 200
+    claim = first.get_json()
+    assert claim["claimed"] is True and claim["reason"] is None
+    payment = claim["payment"]
+    assert payment["amount_cents"] == order["total_cents"] == 3 * product["price_cents"]
+    assert (payment["order_id"], payment["customer_id"], payment["currency"]) == (
+        order["id"],
+        order["customer_id"],
+        "usd",
+    )
+    assert payment["attempt_id"].startswith("pay_")
+    assert claim["order"]["payment_status"] == "PROCESSING" == api.get_order(order["id"])["payment_status"]
+    # A redelivered message (or a retry after a crash) claims again: same attempt, same charge key.
+    again = api.claim(order["id"]).get_json()
+    assert again["claimed"] is True and again["payment"] == payment
+    other, _ = confirmed_order(api)
+    assert api.claim(other["id"]).get_json()["payment"]["attempt_id"] != payment["attempt_id"]
+    assert order_status(db, order["id"]) == ("CONFIRMED", "PROCESSING")
+
+
+def test_settled_canceled_and_unconfirmed_orders_are_not_claimed(api, db):
+    paid, _ = confirmed_order(api)
+    api.settle(paid["id"], "succeeded")
+    declined, _ = confirmed_order(api)
+    api.settle(declined["id"], "failed")
+    canceled, _ = confirmed_order(api)
+    api.cancel(canceled["id"])
+    for order, reason in ((paid, "already_settled"), (declined, "already_settled"), (canceled, "order_canceled")):
+        before = order_status(db, order["id"])
+        answer = api.claim(order["id"])
+        assert answer.status_code == 200
+        body = answer.get_json()
+        assert body["claimed"] is False and body["reason"] == reason and body["payment"] is None
+        assert order_status(db, order["id"]) == before
+    created = api.new_order(api.new_customer(), [(paid["items"][0]["product_id"], 1)])
+    body = assert_problem(api.claim(created["id"]), 409, "invalid_state_transition")
+    assert body["current_status"] == "CREATED" and order_status(db, created["id"]) == ("CREATED", "NOT_REQUESTED")
+    assert assert_problem(api.claim(987654321), 404, "not_found")["resource"] == "order"
+
+
+def test_a_claimed_order_cannot_be_canceled(api, db):
+    order, product = confirmed_order(api)
+    api.claim(order["id"])
+    body = assert_problem(api.cancel(order["id"]), 409, "payment_in_progress")
+    assert body["current_status"] == "CONFIRMED"
+    assert order_status(db, order["id"]) == ("CONFIRMED", "PROCESSING") and stock_of(db, product["id"]) == 8
+
+
 def test_payment_success_is_applied_once(api, db):
     order, product = confirmed_order(api)
-    response = api.payment_outcome(order["id"], "succeeded", payment_reference="pay_123")
+    response = api.settle(order["id"], "succeeded", payment_reference="ch_123")
     assert response.status_code == 200
     result = response.get_json()
     assert result["applied"] is True and result["reason"] is None
@@ -95,7 +148,8 @@ def test_payment_success_is_applied_once(api, db):
     assert (paid["status"], paid["payment_status"]) == ("PAID", "SUCCEEDED") and paid["paid_at"]
     assert paid == api.get_order(order["id"])
 
-    again = api.payment_outcome(order["id"], "failed").get_json()
+    attempt = db_attempt_id(db, order["id"])
+    again = api.payment_outcome(order["id"], "failed", attempt_id=attempt).get_json()
     assert again["applied"] is False and again["reason"] == "already_settled"
     assert again["order"]["status"] == "PAID"
     assert stock_of(db, product["id"]) == 8
@@ -104,7 +158,7 @@ def test_payment_success_is_applied_once(api, db):
 
 def test_payment_failure_cancels_and_returns_stock_once(api, db):
     order, product = confirmed_order(api)
-    result = api.payment_outcome(order["id"], "failed", reason="card declined").get_json()
+    result = api.settle(order["id"], "failed", reason="card declined").get_json()
     assert result["applied"] is True
     failed = result["order"]
     assert (failed["status"], failed["payment_status"], failed["cancel_reason"]) == (
@@ -114,23 +168,36 @@ def test_payment_failure_cancels_and_returns_stock_once(api, db):
     )
     assert stock_of(db, product["id"]) == 10
     for outcome in ("failed", "succeeded"):
-        again = api.payment_outcome(order["id"], outcome).get_json()
+        again = api.payment_outcome(order["id"], outcome, attempt_id=db_attempt_id(db, order["id"])).get_json()
         assert again["applied"] is False and again["reason"] == "already_settled"
     assert stock_of(db, product["id"]) == 10
 
 
-def test_payment_outcome_for_a_canceled_or_unconfirmed_order(api, db):
+def test_an_outcome_needs_the_claimed_attempt(api, db):
     order, product = confirmed_order(api)
-    api.cancel(order["id"])
-    result = api.payment_outcome(order["id"], "succeeded").get_json()
-    assert result["applied"] is False and result["reason"] == "order_canceled"
-    assert order_status(db, order["id"]) == ("CANCELED", "PENDING")
-    assert stock_of(db, product["id"]) == 10
+    # Not claimed (PENDING): no attempt exists yet, nothing is applied.
+    body = assert_problem(api.payment_outcome(order["id"], "succeeded", attempt_id="pay_x"), 409)
+    assert body["code"] == "payment_attempt_mismatch"
+    api.claim(order["id"])
+    body = assert_problem(api.payment_outcome(order["id"], "succeeded", attempt_id="pay_other"), 409)
+    assert body["code"] == "payment_attempt_mismatch"
+    assert order_status(db, order["id"]) == ("CONFIRMED", "PROCESSING") and stock_of(db, product["id"]) == 8
+
+    canceled, _ = confirmed_order(api)
+    api.cancel(canceled["id"])
+    assert_problem(api.payment_outcome(canceled["id"], "succeeded", attempt_id="pay_x"), 409)
+    assert order_status(db, canceled["id"]) == ("CANCELED", "PENDING")
 
     created = api.new_order(api.new_customer(), [(product["id"], 1)])
-    body = assert_problem(api.payment_outcome(created["id"], "succeeded"), 409, "invalid_state_transition")
-    assert body["current_status"] == "CREATED"
-    assert assert_problem(api.payment_outcome(987654321, "succeeded"), 404, "not_found")["resource"] == "order"
+    body = assert_problem(api.payment_outcome(created["id"], "succeeded", attempt_id="pay_x"), 409)
+    assert body["code"] == "invalid_state_transition" and body["current_status"] == "CREATED"
+    missing = api.payment_outcome(987654321, "succeeded", attempt_id="pay_x")
+    assert assert_problem(missing, 404, "not_found")["resource"] == "order"
+
+
+def db_attempt_id(db, order_id: int) -> str:
+    with db.connect() as conn:
+        return conn.execute(text("SELECT payment_attempt_id FROM orders WHERE id = :id"), {"id": order_id}).scalar_one()
 
 
 def test_stale_reservations_expire_and_return_stock(api, db):
@@ -162,13 +229,18 @@ def test_stale_reservations_expire_and_return_stock(api, db):
     assert_stock_conserved(db, [product["id"]])
 
 
-def test_overdue_payments_lists_confirmed_pending_after_the_grace_period(api, db):
+def test_overdue_payments_lists_pending_and_stuck_processing_orders_after_their_grace(api, db):
     overdue, _ = confirmed_order(api)
     recent, _ = confirmed_order(api)
     paid, _ = confirmed_order(api)
-    api.payment_outcome(paid["id"], "succeeded")
-    for order in (overdue, paid):
+    stuck, _ = confirmed_order(api)
+    busy, _ = confirmed_order(api)
+    api.settle(paid["id"], "succeeded")
+    api.claim(stuck["id"])
+    api.claim(busy["id"])
+    for order in (overdue, paid, stuck, busy):
         backdate(db, order["id"], "confirmed_at", 121)  # PAYMENT_GRACE_SECONDS defaults to 120
+    backdate(db, stuck["id"], "payment_claimed_at", 301)  # PAYMENT_PROCESSING_GRACE_SECONDS: 300
 
     def overdue_entries(query: str = "") -> list[dict]:
         entries, cursor = [], None
@@ -183,11 +255,15 @@ def test_overdue_payments_lists_confirmed_pending_after_the_grace_period(api, db
                 return entries
 
     listed = {entry["order_id"]: entry for entry in overdue_entries()}
-    assert overdue["id"] in listed and recent["id"] not in listed and paid["id"] not in listed
+    assert overdue["id"] in listed and stuck["id"] in listed
+    assert not {recent["id"], paid["id"], busy["id"]} & set(listed)
     assert recent["id"] in {entry["order_id"] for entry in overdue_entries("&older_than_seconds=0")}
+    assert busy["id"] in {entry["order_id"] for entry in overdue_entries("&processing_older_than_seconds=0")}
     assert listed[overdue["id"]] == {
         "order_id": overdue["id"],
         "customer_id": overdue["customer_id"],
         "amount_cents": overdue["total_cents"],
+        "payment_status": "PENDING",
         "confirmed_at": api.get_order(overdue["id"])["confirmed_at"],
     }
+    assert listed[stuck["id"]]["payment_status"] == "PROCESSING"

@@ -37,7 +37,9 @@ def test_openapi_documents_every_route_with_schemas_and_errors(client, app):
         "/orders/{order_id}": {"get"},
         "/orders/{order_id}/confirm": {"post"},
         "/orders/{order_id}/cancel": {"post"},
+        "/internal/orders/{order_id}/payment-claim": {"post"},
         "/internal/orders/{order_id}/payment-outcome": {"post"},
+        "/internal/stored-responses/{key}": {"get", "put"},
         "/internal/payments/overdue": {"get"},
         "/internal/reservations/expire": {"post"},
         "/internal/idempotency-keys/purge": {"post"},
@@ -58,6 +60,7 @@ def test_openapi_documents_every_route_with_schemas_and_errors(client, app):
             if method in {"post", "put", "patch"} and path not in {
                 "/orders/{order_id}/confirm",
                 "/orders/{order_id}/cancel",
+                "/internal/orders/{order_id}/payment-claim",
                 "/internal/idempotency-keys/purge",
                 "/internal/customers/{customer_id}/deleted",
             }:

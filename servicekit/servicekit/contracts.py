@@ -12,7 +12,7 @@ import marshmallow as ma
 from .pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 
 ORDER_STATUSES = ("CREATED", "CONFIRMED", "PAID", "CANCELED")
-PAYMENT_STATUSES = ("NOT_REQUESTED", "PENDING", "SUCCEEDED", "FAILED")
+PAYMENT_STATUSES = ("NOT_REQUESTED", "PENDING", "PROCESSING", "SUCCEEDED", "FAILED")
 CANCEL_REASONS = ("requested", "payment_failed", "reservation_expired")
 
 

@@ -6,6 +6,9 @@ retries) raises `DependencyUnavailable`, which every entry point turns into a 50
 
 Only requests that are safe to repeat are retried: GET/HEAD/PUT/DELETE, and POSTs the caller
 marks `retry=True` because they carry an idempotency key.
+
+Inside a time budget (`servicekit.deadline`), each attempt's timeouts are cut to what is left and
+no attempt starts without `MIN_ATTEMPT_SECONDS` left: the whole call ends inside the budget.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from . import deadline
 from .auth import ServiceTokenMinter
 from .logging import log_event
 from .problems import Problem, dependency_unavailable
@@ -27,6 +31,8 @@ log = logging.getLogger(__name__)
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _RETRYABLE_STATUSES = frozenset({502, 503, 504})
+# An attempt with less time than this left is not worth starting.
+MIN_ATTEMPT_SECONDS = 0.2
 
 
 class DependencyUnavailable(Problem):
@@ -84,12 +90,19 @@ class ServiceClient:
         attempts = 1 + (self.retries if may_retry else 0)
         url = self.base_url + path
         last_error = "no attempt made"
+        last_response: requests.Response | None = None
         for attempt in range(1, attempts + 1):
+            if not deadline.has_time_for(MIN_ATTEMPT_SECONDS):
+                if last_response is not None:
+                    return last_response  # the dependency's own 5xx answer says more than ours would
+                last_error = f"{last_error}; the time budget ran out" if attempt > 1 else "the time budget ran out"
+                break
             send_headers = self._headers(headers, authorization)
             started = time.perf_counter()
+            timeout = (deadline.capped(self.timeout[0]), deadline.capped(self.timeout[1]))
             try:
                 response = self.session.request(
-                    method, url, json=json, params=params, headers=send_headers, timeout=self.timeout
+                    method, url, json=json, params=params, headers=send_headers, timeout=timeout
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last_error = type(exc).__name__
@@ -117,10 +130,11 @@ class ServiceClient:
                     )
                     return response
                 last_error = f"HTTP {response.status_code}"
+                last_response = response
                 if attempt == attempts:
                     return response
             if attempt < attempts:
-                time.sleep(self.backoff_seconds * (2 ** (attempt - 1)))
+                time.sleep(deadline.capped(self.backoff_seconds * (2 ** (attempt - 1))))
         raise DependencyUnavailable(self.audience, f"{self.audience} did not answer ({last_error})")
 
     def _headers(self, extra: Mapping[str, str] | None, authorization: str | None) -> dict[str, str]:

@@ -42,6 +42,13 @@ def client_key(headers: Mapping[str, str], body_key: str | None) -> str:
     return key
 
 
+def optional_client_key(headers: Mapping[str, str]) -> str | None:
+    """The key of a route where it is optional (restock): the headers only, checked like `client_key`."""
+    if not any(headers.get(name) is not None for name in IDEMPOTENCY_HEADERS):
+        return None
+    return client_key(headers, None)
+
+
 def derive_key(identity: str, step: str, key: str) -> str:
     return hashlib.sha256(f"{identity}|{step}|{key}".encode()).hexdigest()
 

@@ -1,23 +1,34 @@
-"""Placing an order end to end: customer check → create → confirm → payment event.
+"""Placing an order end to end: customer check → create → confirm → payment event → keep the answer.
 
 Used by `POST /orchestrator/create-and-confirm-order` (items in the body) and `POST /checkout`
 (the customer's cart). Each downstream write carries a key derived from the client's key, so a
 retry, in sequence or in parallel, replays instead of acting again: one order, one confirmation,
-one reservation. The payment event is published on every attempt that reaches a confirmed order
-(a first attempt may have died before publishing); the payments Lambda applies each order once.
+one reservation (docs/idempotency.md).
+
+The BFF keeps its own final answer too, in orders-service beside the other keys
+(`/internal/stored-responses/{key}`): a retry answers exactly what the first attempt answered,
+whatever happened since, the customer deleted or customers-service down included. It is read
+only when a retry shows itself (the customer check fails, or the create is a replay), so a new
+order costs one extra call, the store. An attempt that reaches a confirmed order but whose
+answer is not stored yet (the first one died before storing) publishes the payment event again;
+that is harmless, because the payments Lambda claims before it charges (docs/payments.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import requests
 
 from servicekit.auth import Principal
+from servicekit.deadline import capped, has_time_for
 from servicekit.http_client import ServiceClient
+from servicekit.problems import Problem
 
 from ..clients import CUSTOMERS_SERVICE, ORDERS_SERVICE
 from ..downstream import Reply, problem_code, read_reply
@@ -26,6 +37,25 @@ from ..payment_events import PaymentEventPublisher, PaymentRequested, PublishRes
 from .idempotency import derive_key
 
 IN_FLIGHT = "idempotency_in_flight"
+# The store is skipped with less time than this left: the answer matters more than keeping it.
+STORE_RESERVE_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the client gets: the body of a 201, and whether it is a replay of an earlier answer."""
+
+    body: dict[str, Any]
+    replayed: bool
+
+
+def request_fingerprint(flow: str, order_request: Mapping[str, Any]) -> str:
+    canonical = orjson.dumps({"flow": flow, "request": order_request}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def key_reused_for_another_request() -> Problem:
+    return Problem(422, "idempotency_key_mismatch", "This Idempotency-Key was already used with a different request")
 
 
 @dataclass(frozen=True)
@@ -72,17 +102,30 @@ class OrderPlacement:
         order_request: Mapping[str, Any],
         client_key: str,
         correlation_id: str,
-    ) -> PlacedOrder:
+    ) -> Answer:
         """`order_request` is the POST /orders body: `{customer_id, items}` or `{customer_id, from_cart}`."""
         note(customer_id=customer_id)
-        customer = read_reply(
-            self.customers.request("GET", f"/internal/customers/{customer_id}"), CUSTOMERS_SERVICE
-        ).body
+        answer_key = derive_key(principal.identity, f"{flow}:answer", client_key)
+        fingerprint = request_fingerprint(flow, order_request)
+        try:
+            customer = read_reply(
+                self.customers.request("GET", f"/internal/customers/{customer_id}"), CUSTOMERS_SERVICE
+            ).body
+        except Problem:
+            # Gone or unreachable now; if this is a retry of a placement that succeeded, its answer stands.
+            stored = self._stored_answer(answer_key, fingerprint, required=False)
+            if stored is not None:
+                return stored
+            raise
         created = self._keyed_post(
             "/orders", dict(order_request), derive_key(principal.identity, f"{flow}:create", client_key)
         )
         order_id = created.body["id"]
         note(order_id=order_id)
+        if created.replayed:
+            stored = self._stored_answer(answer_key, fingerprint, required=False)
+            if stored is not None:
+                return stored
         confirmed = self._keyed_post(
             f"/orders/{order_id}/confirm", {}, derive_key(principal.identity, f"{flow}:confirm", client_key)
         )
@@ -101,12 +144,50 @@ class OrderPlacement:
                 "payment_event": "published" if publish.published else "deferred",
             },
         )
-        return PlacedOrder(customer, order, correlation_id, publish, created.replayed and confirmed.replayed)
+        placed = PlacedOrder(customer, order, correlation_id, publish, created.replayed and confirmed.replayed)
+        return self._keep(answer_key, fingerprint, placed)
+
+    def _stored_answer(self, answer_key: str, fingerprint: str, *, required: bool) -> Answer | None:
+        """The answer stored under this key (422 if for another request), or None."""
+        try:
+            response = self.orders.request("GET", f"/internal/stored-responses/{answer_key}")
+            if response.status_code == 404:
+                return None
+            stored = read_reply(response, ORDERS_SERVICE).body
+        except Problem:
+            if required:
+                raise
+            logger.warning("stored_answer_unreadable", extra={"answer_key": answer_key})
+            return None
+        if stored.get("fingerprint") != fingerprint:
+            raise key_reused_for_another_request()
+        count("OrderPlacementsReplayed")
+        return Answer(stored["body"], replayed=True)
+
+    def _keep(self, answer_key: str, fingerprint: str, placed: PlacedOrder) -> Answer:
+        """Store the answer (the first stored wins, so parallel twins all answer the same), and
+        return what is stored. A failed store costs nothing but a later replay's recomputation."""
+        body = placed.response_body()
+        if not has_time_for(STORE_RESERVE_SECONDS):
+            logger.warning("answer_not_stored", extra={"reason": "time_budget"})
+            return Answer(body, placed.replayed)
+        payload = {"fingerprint": fingerprint, "status": 201, "body": body}
+        try:
+            response = self.orders.request("PUT", f"/internal/stored-responses/{answer_key}", json=payload)
+            stored = read_reply(response, ORDERS_SERVICE).body
+        except Problem as exc:
+            if exc.status == 422:
+                raise key_reused_for_another_request() from None
+            logger.warning("answer_not_stored", extra={"reason": exc.code})
+            return Answer(body, placed.replayed)
+        if stored.get("replayed"):
+            return Answer(stored["body"], replayed=True)
+        return Answer(body, placed.replayed)
 
     def _keyed_post(self, path: str, body: Mapping[str, Any], key: str) -> Reply:
         """POST with an idempotency key; while orders-service says the twin is still running, wait
         as told by Retry-After, within a bounded budget, then ask again (and get the replay)."""
-        deadline = self.clock() + self.in_flight_max_wait_seconds
+        deadline = self.clock() + capped(self.in_flight_max_wait_seconds)
         while True:
             # The key makes the POST safe to resend after a timeout or a dropped connection.
             response = self.orders.request("POST", path, json=body, headers={"Idempotency-Key": key}, retry=True)

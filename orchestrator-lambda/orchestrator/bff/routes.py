@@ -21,7 +21,7 @@ from .app import app, route
 from .auth import authenticate, customer_named_in_request, customer_owning, ensure_visible, require_admin
 from .dependencies import SERVICE_NAME, dependencies
 from .http import json_body, json_response, path_id, query_pairs, query_value, relay
-from .idempotency import client_key, default_correlation_id, derive_key
+from .idempotency import client_key, default_correlation_id, derive_key, optional_client_key
 from .openapi import openapi_document, swagger_ui_html
 from .validation import CancelOrderSchema, CheckoutSchema, CreateAndConfirmOrderSchema, int_query, load
 
@@ -114,11 +114,16 @@ def update_product(product_id: str) -> Response:
 
 @route("POST", "/products/<product_id>/restock")
 def restock_product(product_id: str) -> Response:
-    _admin()
+    principal = _admin()
     product = path_id(_event(), product_id)
     body = json_body(_event())
-    # Not retried: a restock without a key could add the stock twice.
-    return relay(dependencies().orders.request("POST", f"/products/{product}/restock", json=body), ORDERS_SERVICE)
+    key = optional_client_key(_event().headers)
+    headers = {"Idempotency-Key": derive_key(principal.identity, "restock", key)} if key else {}
+    # Resent after a dropped answer only with a key: without one a restock could add the stock twice.
+    response = dependencies().orders.request(
+        "POST", f"/products/{product}/restock", json=body, headers=headers, retry=key is not None
+    )
+    return relay(response, ORDERS_SERVICE)
 
 
 # --- cart -------------------------------------------------------------------------------------
@@ -162,7 +167,7 @@ def delete_cart_item(product_id: str) -> Response:
 def _place(principal: Principal, data: dict[str, Any], *, flow: str, order_fields: dict[str, Any]) -> Response:
     key = client_key(_event().headers, data["idempotency_key"])
     customer_id = customer_named_in_request(principal, data["customer_id"])
-    placed = dependencies().placement.place(
+    answer = dependencies().placement.place(
         principal,
         flow=flow,
         customer_id=customer_id,
@@ -170,8 +175,8 @@ def _place(principal: Principal, data: dict[str, Any], *, flow: str, order_field
         client_key=key,
         correlation_id=data["correlation_id"] or default_correlation_id(principal.identity, key),
     )
-    headers = {"Idempotent-Replayed": "true"} if placed.replayed else {}
-    return json_response(placed.response_body(), 201, headers)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
+    return json_response(answer.body, 201, headers)
 
 
 @route("POST", "/orchestrator/create-and-confirm-order")

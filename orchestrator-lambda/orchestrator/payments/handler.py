@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ..budget import invocation_budget
 from ..clients import orders_client, service_minter
 from ..config import Settings, get_settings
 from ..observability import logger, metrics, tracer
@@ -66,4 +67,6 @@ def record_handler(record: SQSRecord) -> str:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=batch, context=context)
+    # Answer before the timeout: a timed-out batch comes back whole, charged records included.
+    with invocation_budget(context, get_settings().lambda_time_margin_seconds):
+        return process_partial_response(event=event, record_handler=record_handler, processor=batch, context=context)

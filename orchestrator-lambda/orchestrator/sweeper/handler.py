@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from servicekit.request_id import new_request_id
 
+from ..budget import invocation_budget
 from ..clients import orders_client, service_minter
 from ..config import Settings, get_settings
 from ..observability import logger, metrics, request_scope, tracer
@@ -27,6 +28,7 @@ def build_sweeper(
         orders=orders_client(settings, service_minter(settings, CALLER, fetch_secret)),
         publisher=PaymentEventPublisher(sender, settings.require_queue_url()),
         grace_seconds=settings.payment_grace_seconds,
+        processing_grace_seconds=settings.payment_processing_grace_seconds,
         page_limit=settings.sweeper_batch_limit,
     )
 
@@ -51,7 +53,7 @@ def use_sweeper(replacement: Sweeper | None) -> None:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # One request id per sweep: it reaches orders-service and every re-published event.
-    with request_scope(new_request_id()):
+    with request_scope(new_request_id()), invocation_budget(context, get_settings().lambda_time_margin_seconds):
         report = sweeper().run()
     if report.failed_steps:
         raise SweepIncomplete(f"sweep steps failed: {', '.join(report.failed_steps)}")

@@ -1,8 +1,10 @@
 """The sweeper's three chores, each independent of the others' failures.
 
 1. Re-publish the payment event of every order confirmed more than `PAYMENT_GRACE_SECONDS` ago
-   whose payment is still `PENDING` (the BFF could not publish, or died after confirming).
-   Publishing twice is harmless: the payments Lambda applies an order's outcome once.
+   whose payment is still `PENDING` (the BFF could not publish, or died after confirming), and of
+   every order stuck in `PROCESSING` with no claim for `PAYMENT_PROCESSING_GRACE_SECONDS` (its
+   consumer died, or its message went to the DLQ). Publishing twice is harmless: the payments
+   Lambda claims before it charges, and the gateway charges an attempt once (docs/payments.md).
 2. Expire reservations of orders left `CREATED` too long (orders-service decides which).
 3. Purge expired idempotency keys.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from servicekit.deadline import ensure_time_for
 from servicekit.http_client import ServiceClient
 
 from ..clients import ORDERS_SERVICE
@@ -20,6 +23,8 @@ from ..observability import count, logger
 from ..payment_events import PaymentEventPublisher, PaymentRequested
 
 MAX_OVERDUE_PAGES = 10
+# What a step needs left in the invocation to be started (one page, one call: usually milliseconds).
+STEP_RESERVE_SECONDS = 3.0
 
 
 @dataclass
@@ -42,11 +47,18 @@ class SweepIncomplete(RuntimeError):
 
 class Sweeper:
     def __init__(
-        self, *, orders: ServiceClient, publisher: PaymentEventPublisher, grace_seconds: int, page_limit: int
+        self,
+        *,
+        orders: ServiceClient,
+        publisher: PaymentEventPublisher,
+        grace_seconds: int,
+        processing_grace_seconds: int,
+        page_limit: int,
     ) -> None:
         self.orders = orders
         self.publisher = publisher
         self.grace_seconds = grace_seconds
+        self.processing_grace_seconds = processing_grace_seconds
         self.page_limit = page_limit
 
     def run(self) -> SweepReport:
@@ -57,6 +69,7 @@ class Sweeper:
             ("purge_idempotency_keys", self._purge_idempotency_keys),
         ):
             try:
+                ensure_time_for(name, STEP_RESERVE_SECONDS)
                 step(report)
             except Exception as exc:  # one broken chore must not stop the others
                 report.failed_steps.append(name)
@@ -75,8 +88,14 @@ class Sweeper:
 
     def _republish_overdue_payments(self, report: SweepReport) -> None:
         cursor: str | None = None
-        for _ in range(MAX_OVERDUE_PAGES):
-            params: dict[str, Any] = {"older_than_seconds": self.grace_seconds, "limit": self.page_limit}
+        for page_number in range(MAX_OVERDUE_PAGES):
+            if page_number:
+                ensure_time_for("republish_overdue_payments", STEP_RESERVE_SECONDS)
+            params: dict[str, Any] = {
+                "older_than_seconds": self.grace_seconds,
+                "processing_older_than_seconds": self.processing_grace_seconds,
+                "limit": self.page_limit,
+            }
             if cursor:
                 params["cursor"] = cursor
             page = read_reply(self.orders.request("GET", "/internal/payments/overdue", params=params), ORDERS_SERVICE)

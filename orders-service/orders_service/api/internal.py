@@ -1,17 +1,16 @@
-"""Internal endpoints: service tokens only.
-
-The orchestrator, payments and sweeper (TRUSTED_CALLERS) may call every one but the deletion
-report, which takes customers-service's token and no other (it may call nothing else here).
+"""Internal endpoints: service tokens only, each route from the one caller that needs it:
+payments claims and settles, the sweeper lists overdue payments and does the maintenance, the
+BFF (orchestrator) keeps its own answers, customers-service reports deletions.
 """
 
 from __future__ import annotations
 
 from flask.views import MethodView
 
-from servicekit.web import Blueprint, int_path, log_context, requires
+from servicekit.web import Blueprint, current_principal, int_path, log_context, requires
 
-from ..config import CUSTOMERS_SERVICE_NAME, PAYMENTS_CALLER, SWEEPER_CALLER
-from ..services import customers, payments, reservations
+from ..config import BFF_CALLER, CUSTOMERS_SERVICE_NAME, PAYMENTS_CALLER, SWEEPER_CALLER
+from ..services import customers, payments, reservations, stored_responses
 from .common import problem_responses, service_context
 from .schemas import (
     CustomerDeletedResultSchema,
@@ -19,16 +18,18 @@ from .schemas import (
     ExpireReservationsSchema,
     OverduePaymentPageSchema,
     OverdueQuerySchema,
+    PaymentClaimResultSchema,
     PaymentOutcomeResultSchema,
     PaymentOutcomeSchema,
     PurgeResultSchema,
+    StoredResponseInSchema,
+    StoredResponseSchema,
 )
 
 blp = Blueprint(
     "internal",
     __name__,
-    description="Service-to-service (orchestrator, payments, sweeper; customers-service for deletions only); "
-    "user tokens get 403",
+    description="Service-to-service, each route for the one service that needs it; user tokens get 403",
 )
 
 
@@ -44,19 +45,43 @@ class CustomerDeleted(MethodView):
         return customers.record_deletion(service_context(), customer_id)
 
 
+@blp.route(f"/internal/orders/{int_path('order_id')}/payment-claim")
+class PaymentClaim(MethodView):
+    @requires("service", callers=(PAYMENTS_CALLER,))
+    @blp.response(200, PaymentClaimResultSchema)
+    @problem_responses(blp, 401, 403, 404, 409, s409="`invalid_state_transition`: the order is still CREATED")
+    def post(self, order_id):
+        """Claim an order's payment before charging: CONFIRMED+PENDING (or PROCESSING again) → PROCESSING,
+        with the amount and the order's payment attempt id; a settled or canceled order is not claimed"""
+        log_context(order_id=order_id)
+        result = payments.claim_payment(service_context(), order_id)
+        log_context(customer_id=result["order"]["customer_id"])
+        return result
+
+
 @blp.route(f"/internal/orders/{int_path('order_id')}/payment-outcome")
 class PaymentOutcome(MethodView):
     @requires("service", callers=(PAYMENTS_CALLER,))
     @blp.arguments(PaymentOutcomeSchema)
     @blp.response(200, PaymentOutcomeResultSchema)
-    @problem_responses(blp, 400, 401, 403, 404, 409, s409="`invalid_state_transition`: the order is still CREATED")
+    @problem_responses(
+        blp,
+        400,
+        401,
+        403,
+        404,
+        409,
+        s409="`invalid_state_transition` (the order is still CREATED), `payment_attempt_mismatch`",
+    )
     def post(self, body, order_id):
-        """Record a payment outcome; applied once (CONFIRMED+PENDING → PAID or CANCELED)"""
+        """Record the outcome of the claimed payment attempt; applied once (PROCESSING → PAID, or CANCELED
+        with the stock returned)"""
         log_context(order_id=order_id)
         result = payments.record_payment_outcome(
             service_context(),
             order_id,
             body["outcome"],
+            payment_attempt_id=body["payment_attempt_id"],
             payment_reference=body["payment_reference"],
             reason=body["reason"],
         )
@@ -71,10 +96,12 @@ class OverduePayments(MethodView):
     @blp.response(200, OverduePaymentPageSchema)
     @problem_responses(blp, 400, 401, 403)
     def get(self, query):
-        """CONFIRMED orders whose payment is still PENDING after older_than_seconds, oldest first"""
+        """CONFIRMED orders whose payment is PENDING after older_than_seconds or PROCESSING with no claim
+        for processing_older_than_seconds, oldest first"""
         return payments.overdue_payments(
             service_context(),
             older_than_seconds=query["older_than_seconds"],
+            processing_older_than_seconds=query["processing_older_than_seconds"],
             limit=query["limit"],
             cursor=query["cursor"],
         )
@@ -101,3 +128,35 @@ class PurgeIdempotencyKeys(MethodView):
     def post(self):
         """Delete idempotency keys past their expiry"""
         return reservations.purge_idempotency_keys(service_context())
+
+
+STORED_RESPONSE_PATH = "/internal/stored-responses/<string(minlength=1,maxlength=255):key>"
+
+
+@blp.route(STORED_RESPONSE_PATH)
+class StoredResponse(MethodView):
+    @requires("service", callers=(BFF_CALLER,))
+    @blp.response(200, StoredResponseSchema)
+    @problem_responses(blp, 401, 403, 404)
+    def get(self, key):
+        """The answer the BFF stored under `key` (its own scope), or 404"""
+        return stored_responses.lookup_response(service_context(), current_principal(), key)
+
+    @requires("service", callers=(BFF_CALLER,))
+    @blp.arguments(StoredResponseInSchema)
+    @blp.response(201, StoredResponseSchema)
+    @blp.alt_response(200, schema=StoredResponseSchema, description="Already stored: the first answer")
+    @problem_responses(
+        blp, 400, 401, 403, 409, 422, s409="`idempotency_in_flight`", s422="Stored with another fingerprint"
+    )
+    def put(self, body, key):
+        """Keep the BFF's final answer under `key`; the first one stored wins"""
+        stored, created = stored_responses.store_response(
+            service_context(),
+            current_principal(),
+            key,
+            fingerprint=body["fingerprint"],
+            status=body["status"],
+            body=body["body"],
+        )
+        return stored, 201 if created else 200

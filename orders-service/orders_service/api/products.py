@@ -5,11 +5,17 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from servicekit.contracts import ProductSchema
-from servicekit.web import Blueprint, PageQuerySchema, int_path, requires
+from servicekit.web import Blueprint, PageQuerySchema, current_principal, int_path, requires
 
 from ..config import BFF_CALLER
 from ..services import products
-from .common import problem_responses, service_context
+from .common import (
+    idempotency_key_parameters,
+    outcome_response,
+    problem_responses,
+    read_idempotency_key,
+    service_context,
+)
 from .schemas import ProductCreateSchema, ProductPageSchema, ProductUpdateSchema, RestockSchema
 
 blp = Blueprint("products", __name__, description="Catalogue and stock (writes: admin)")
@@ -57,9 +63,12 @@ class ProductById(MethodView):
 @blp.route(f"{PRODUCT_PATH}/restock")
 class ProductRestock(MethodView):
     @requires("admin", "service", callers=(BFF_CALLER,))
+    @blp.doc(parameters=idempotency_key_parameters(required=False))
     @blp.arguments(RestockSchema)
-    @blp.response(200, ProductSchema)
-    @problem_responses(blp, 400, 401, 403, 404)
+    @blp.alt_response(200, schema=ProductSchema, success=True)
+    @problem_responses(blp, 400, 401, 403, 404, 409, 422, s409="`idempotency_in_flight`")
     def post(self, body, product_id):
-        """Add received stock atomically (admin)"""
-        return products.restock_product(service_context(), product_id, body["qty"])
+        """Add received stock atomically (admin); with an Idempotency-Key a retry adds it once"""
+        key = read_idempotency_key(required=False)
+        outcome = products.restock_product(service_context(), current_principal(), product_id, body["qty"], key)
+        return outcome_response(outcome)

@@ -159,8 +159,29 @@ class OrderListQuerySchema(PageQuerySchema):
 # --- Internal ---------------------------------------------------------------------------------
 
 
+PAYMENT_ATTEMPT_ID_MAX = 64
+
+
+class PaymentClaimDetailsSchema(ma.Schema):
+    attempt_id = ma.fields.String(
+        metadata={"description": "The gateway idempotency key of this order's payment; the same on every claim"}
+    )
+    order_id = ma.fields.Integer()
+    customer_id = ma.fields.Integer()
+    amount_cents = ma.fields.Integer(metadata={"description": "From the order's own rows"})
+    currency = ma.fields.String()
+
+
+class PaymentClaimResultSchema(ma.Schema):
+    claimed = ma.fields.Boolean(metadata={"description": "False: settled or canceled, charge nothing"})
+    reason = ma.fields.String(allow_none=True, metadata={"description": "already_settled or order_canceled"})
+    payment = ma.fields.Nested(PaymentClaimDetailsSchema, allow_none=True)
+    order = ma.fields.Nested(OrderSchema)
+
+
 class PaymentOutcomeSchema(ma.Schema):
     outcome = ma.fields.String(required=True, validate=validate.OneOf((OUTCOME_SUCCEEDED, OUTCOME_FAILED)))
+    payment_attempt_id = text_field(PAYMENT_ATTEMPT_ID_MAX, required=True)
     payment_reference = text_field(128, load_default=None)
     reason = text_field(200, load_default=None)
 
@@ -175,7 +196,14 @@ class OverdueQuerySchema(PageQuerySchema):
     older_than_seconds = ma.fields.Integer(
         load_default=None,
         validate=validate.Range(min=0, max=MAX_AGE_SECONDS),
-        metadata={"description": "Default PAYMENT_GRACE_SECONDS"},
+        metadata={"description": "PENDING orders confirmed this long ago; default PAYMENT_GRACE_SECONDS"},
+    )
+    processing_older_than_seconds = ma.fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=0, max=MAX_AGE_SECONDS),
+        metadata={
+            "description": "PROCESSING orders last claimed this long ago; default PAYMENT_PROCESSING_GRACE_SECONDS"
+        },
     )
 
 
@@ -183,6 +211,7 @@ class OverduePaymentSchema(ma.Schema):
     order_id = ma.fields.Integer()
     customer_id = ma.fields.Integer()
     amount_cents = ma.fields.Integer()
+    payment_status = ma.fields.String(metadata={"enum": ["PENDING", "PROCESSING"]})
     confirmed_at = ma.fields.String(metadata={"format": "date-time"})
 
 
@@ -208,3 +237,25 @@ class PurgeResultSchema(ma.Schema):
 class CustomerDeletedResultSchema(ma.Schema):
     customer_id = ma.fields.Integer()
     deleted_at = ma.fields.String(metadata={"description": "When the first report of the deletion was recorded"})
+
+
+STORED_RESPONSE_BODY_MAX = 512 * 1024
+
+
+class StoredResponseInSchema(ma.Schema):
+    fingerprint = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "The caller's digest of its request: the same key with another one is a 422"},
+    )
+    status = strict_int(200, 299, required=True)
+    body = ma.fields.Raw(required=True, metadata={"description": "Any JSON value, stored as sent"})
+
+
+class StoredResponseSchema(ma.Schema):
+    key = ma.fields.String()
+    fingerprint = ma.fields.String()
+    status = ma.fields.Integer()
+    body = ma.fields.Raw()
+    replayed = ma.fields.Boolean(metadata={"description": "True when this is an answer stored earlier"})
+    expires_at = ma.fields.String(metadata={"format": "date-time"})

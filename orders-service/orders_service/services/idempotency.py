@@ -61,11 +61,16 @@ class IdempotentRequest:
         cls, *, caller: str, route: str, key: str, path_params: Mapping[str, Any], body: Any
     ) -> IdempotentRequest:
         canonical = orjson.dumps({"path": path_params, "body": body}, option=orjson.OPT_SORT_KEYS, default=str)
+        return cls.with_fingerprint(caller=caller, route=route, key=key, fingerprint=_sha256(canonical))
+
+    @classmethod
+    def with_fingerprint(cls, *, caller: str, route: str, key: str, fingerprint: str) -> IdempotentRequest:
+        """A request whose fingerprint the caller computed (a response it stores for itself)."""
         return cls(
             caller=caller,
             route=route,
             key=key,
-            fingerprint=_sha256(canonical),
+            fingerprint=fingerprint,
             scope_hash=_sha256("\n".join((caller, route, key)).encode()),
         )
 

@@ -27,7 +27,7 @@ from servicekit.timeutil import utcnow
 from servicekit.web import scoped_customer_id
 
 from .. import repository as repo
-from ..models import CANCELED, CONFIRMED, CREATED, PENDING
+from ..models import CANCELED, CONFIRMED, CREATED, PENDING, PROCESSING
 from . import idempotency
 from .context import ServiceContext
 from .idempotency import IdempotentRequest, Outcome
@@ -37,6 +37,7 @@ from .problems import (
     cart_empty,
     insufficient_stock,
     invalid_state_transition,
+    payment_in_progress,
 )
 from .shapes import new_order_view, order_view
 
@@ -183,7 +184,8 @@ def confirm_order(ctx: ServiceContext, principal: Principal, order_id: int, idem
 def cancel_order(
     ctx: ServiceContext, principal: Principal, order_id: int, idempotency_key: str | None = None
 ) -> Outcome:
-    """CREATED any time; CONFIRMED within the cancel window while payment is PENDING.
+    """CREATED any time; CONFIRMED within the cancel window while payment is PENDING (not once
+    the payments consumer has claimed it: PROCESSING is a 409 `payment_in_progress`).
 
     With a key (optional; the BFF always sends one), a retry of a cancel that succeeded replays
     its answer instead of a 409 for the order it already canceled."""
@@ -202,6 +204,8 @@ def cancel_order(
         now = utcnow()
         order = _lock_order_of(session, principal, order_id)
         if order.status == CONFIRMED:
+            if order.payment_status == PROCESSING:
+                raise payment_in_progress(order)
             if order.payment_status != PENDING or now - order.confirmed_at > window:
                 raise cancel_window_expired(order, ctx.settings.cancel_window_seconds)
         elif order.status != CREATED:

@@ -33,6 +33,14 @@ def cancel_window_expired(order: Any, window_seconds: int) -> Problem:
     )
 
 
+def payment_in_progress(order: Any) -> Problem:
+    return conflict(
+        "payment_in_progress",
+        f"Order {order.id} is being charged; it can no longer be canceled",
+        current_status=order.status,
+    )
+
+
 class CustomerDeleted(Problem):
     """The customer has a tombstone (customers-service reported it deleted).
 

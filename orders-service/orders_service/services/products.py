@@ -6,15 +6,20 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from servicekit.auth import Principal
 from servicekit.db import is_duplicate_key, transaction
 from servicekit.pagination import decode_cursor, page
 from servicekit.problems import not_found
 from servicekit.timeutil import utcnow
 
 from .. import repository as repo
+from . import idempotency
 from .context import ServiceContext
+from .idempotency import IdempotentRequest, Outcome
 from .problems import duplicate_sku
 from .shapes import product_view
+
+RESTOCK_ROUTE = "POST /products/{product_id}/restock"
 
 # One restock is one delivery; larger numbers are almost certainly a typo (documented in README).
 MAX_RESTOCK_QTY = 1_000_000
@@ -65,10 +70,24 @@ def update_product(ctx: ServiceContext, product_id: int, changes: dict[str, Any]
     return transaction(ctx.session_factory, work)
 
 
-def restock_product(ctx: ServiceContext, product_id: int, qty: int) -> dict[str, Any]:
-    def work(session):
+def restock_product(
+    ctx: ServiceContext, principal: Principal, product_id: int, qty: int, idempotency_key: str | None = None
+) -> Outcome:
+    """Add `qty` to the stock in one atomic UPDATE. With a key, a retried restock replays the first
+    answer instead of adding the stock again."""
+    request = None
+    if idempotency_key is not None:
+        request = IdempotentRequest.build(
+            caller=principal.identity,
+            route=RESTOCK_ROUTE,
+            key=idempotency_key,
+            path_params={"product_id": product_id},
+            body={"qty": qty},
+        )
+
+    def work(session) -> Outcome:
         if not repo.add_stock(session, product_id, qty, utcnow()):
             raise not_found("product", product_id)
-        return product_view(repo.get_product(session, product_id))
+        return Outcome(200, product_view(repo.get_product(session, product_id)))
 
-    return transaction(ctx.session_factory, work)
+    return idempotency.run_once(ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds)

@@ -101,5 +101,6 @@ def overdue_payment_view(row: Any) -> dict[str, Any]:
         "order_id": row.id,
         "customer_id": row.customer_id,
         "amount_cents": row.total_cents,
+        "payment_status": row.payment_status,
         "confirmed_at": iso_utc(row.confirmed_at),
     }
