@@ -8,7 +8,9 @@ connections killed) or whose connections are killed under a unit of work.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+from urllib.parse import urlsplit
 
 import pymysql
 import pytest
@@ -216,6 +218,68 @@ def test_ping_replaces_a_dead_pooled_connection(database, engine):
     fill_pool(engine)
     database.kill_connections()
     ping(engine)  # no exception: the dead connection was replaced
+
+
+class FreezingProxy:
+    """A TCP proxy to MariaDB that, once `freeze()` is called, keeps every socket open and
+    forwards nothing: a server that vanished without closing its connections."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.frozen = threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def freeze(self) -> None:
+        self.frozen.set()
+
+    def close(self) -> None:
+        self.server.close()
+        for sock in self.sockets:
+            sock.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            self.sockets.append(client)
+            if self.frozen.is_set():
+                continue  # accepted, never answered
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets.append(upstream)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                if not self.frozen.is_set():
+                    sink.sendall(chunk)
+        except OSError:
+            pass
+
+
+def test_a_server_that_stops_answering_is_an_outage_not_a_hang(database):
+    url = urlsplit(database.url)
+    proxy = FreezingProxy(url.port or 3306)
+    proxied = database.url.replace(f"{url.hostname}:{url.port}", f"127.0.0.1:{proxy.port}")
+    engine = make_engine(proxied, pool_size=1, max_overflow=0, read_timeout_seconds=0.5, connect_timeout_seconds=0.5)
+    session_factory = make_session_factory(engine)
+    try:
+        assert read(session_factory, lambda s: s.execute(text("SELECT 1")).scalar_one()) == 1
+        proxy.freeze()
+        with pytest.raises(sa_exc.OperationalError) as info:
+            read(session_factory, lambda s: s.execute(text("SELECT 1")).scalar_one())
+        assert is_database_unavailable(info.value)
+        with pytest.raises(sa_exc.OperationalError):
+            ping(engine)
+    finally:
+        engine.dispose()
+        proxy.close()
 
 
 # --- The HTTP answer (servicekit.web) ---------------------------------------------------------
