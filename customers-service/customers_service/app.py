@@ -27,7 +27,12 @@ from .runtime import EXTENSION_KEY, Runtime
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     configure_logging(SERVICE_NAME, settings.log_level)
-    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout_seconds=settings.db_pool_timeout_seconds,
+        connect_timeout_seconds=settings.db_connect_timeout_seconds,
+    )
     verifier = TokenVerifier(
         service_name=SERVICE_NAME,
         user_ring=settings.user_jwt_keys,

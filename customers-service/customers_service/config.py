@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from servicekit.auth import KeyRing
-from servicekit.config import app_env, database_url, env_int, env_secret, env_str
+from servicekit.config import app_env, database_url, env_float, env_int, env_secret, env_str
+from servicekit.db import DEFAULT_CONNECT_TIMEOUT_SECONDS, DEFAULT_POOL_TIMEOUT_SECONDS
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_URL = f"sqlite:///{_REPO_ROOT / 'var' / 'customers.db'}"
@@ -35,6 +36,10 @@ class Settings:
     user_token_ttl_seconds: int
     log_level: str
     orders_api_url: str
+    # How long a request waits for a pooled / a new database connection before its 503
+    # (docs/database-outages.md).
+    db_pool_timeout_seconds: float = DEFAULT_POOL_TIMEOUT_SECONDS
+    db_connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,4 +52,10 @@ class Settings:
             user_token_ttl_seconds=env_int("JWT_EXPIRES_IN_SECONDS", 3600, minimum=60, maximum=86400),
             log_level=env_str("LOG_LEVEL", "INFO") or "INFO",
             orders_api_url=env_str("ORDERS_API_URL", "http://127.0.0.1:3002") or "",
+            db_pool_timeout_seconds=env_float(
+                "DB_POOL_TIMEOUT_SECONDS", DEFAULT_POOL_TIMEOUT_SECONDS, minimum=0.1, maximum=60
+            ),
+            db_connect_timeout_seconds=env_float(
+                "DB_CONNECT_TIMEOUT_SECONDS", DEFAULT_CONNECT_TIMEOUT_SECONDS, minimum=0.1, maximum=60
+            ),
         )

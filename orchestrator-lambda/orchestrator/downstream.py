@@ -46,8 +46,15 @@ class Reply:
         return str(self.headers.get("Idempotent-Replayed", "")).lower() == "true"
 
 
+# A 503 tells the client when to come back, also when the service that answered it did not.
+DEFAULT_RETRY_AFTER_SECONDS = 2
+
+
 def _passed_headers(response: requests.Response) -> dict[str, str]:
-    return {name: response.headers[name] for name in PASSED_THROUGH_HEADERS if name in response.headers}
+    headers = {name: response.headers[name] for name in PASSED_THROUGH_HEADERS if name in response.headers}
+    if response.status_code == 503:
+        headers.setdefault("Retry-After", str(DEFAULT_RETRY_AFTER_SECONDS))
+    return headers
 
 
 def _json_or_none(response: requests.Response) -> Any:

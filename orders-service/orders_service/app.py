@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
-from sqlalchemy.exc import OperationalError
 
 from servicekit.auth import ServiceTokenMinter, TokenVerifier
-from servicekit.db import is_retryable, make_engine, make_session_factory, mysql_error_code, ping
+from servicekit.db import make_engine, make_session_factory, ping
 from servicekit.http_client import ServiceClient
-from servicekit.logging import configure_logging, log_event
-from servicekit.problems import Problem, dependency_unavailable
-from servicekit.web import create_service_app, problem_response
+from servicekit.logging import configure_logging
+from servicekit.web import create_service_app
 
 from .api import carts, internal, orders, products
 from .api.common import CONTEXT_KEY
@@ -28,17 +24,12 @@ from .config import (
 from .services.context import ServiceContext
 from .services.customers import CustomerDirectory
 
-log = logging.getLogger(__name__)
-
 API_VERSION = "1.0.0"
 DESCRIPTION = """Products, carts, orders with stock reservations, and payment outcomes.
 
 Errors are RFC 9457 problems (`application/problem+json`) with a stable `code`.
 `POST /orders` and `POST /orders/{order_id}/confirm` take an `Idempotency-Key`.
 """
-
-# Client-side MySQL errors meaning the server cannot be reached or the connection died.
-_CONNECTION_ERRORS = frozenset({2002, 2003, 2005, 2006, 2013, 2055})
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -51,6 +42,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         lock_wait_timeout_seconds=settings.db_lock_wait_timeout_seconds,
+        pool_timeout_seconds=settings.db_pool_timeout_seconds,
+        connect_timeout_seconds=settings.db_connect_timeout_seconds,
     )
     minter = ServiceTokenMinter(
         settings.service_jwt_keys,
@@ -88,19 +81,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions[CONTEXT_KEY] = context
     app.extensions["orders_service.engine"] = engine
-    app.register_error_handler(OperationalError, _database_error)
     for module in (products, carts, orders, internal):
         api.register_blueprint(module.blp)
     # Retries of a confirm this process already replayed are answered before Flask routes them.
     app.wsgi_app = ConfirmReplayFastPath(app.wsgi_app, verifier=verifier, replays=context.replays)
     return app
-
-
-def _database_error(error: OperationalError):
-    """The database is unreachable, or stayed locked through every retry: a 503, not a 500."""
-    code = mysql_error_code(error)
-    if code in _CONNECTION_ERRORS or is_retryable(error) or getattr(error, "connection_invalidated", False):
-        log_event(log, "database_unavailable", logging.WARNING, mysql_error=code)
-        return problem_response(dependency_unavailable("database", "The database is unavailable, try again shortly"))
-    log.error("unhandled_database_error", exc_info=error)
-    return problem_response(Problem(500, "internal_error", "An unexpected error occurred; it has been logged"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from servicekit.auth import KeyRing
 from servicekit.config import ConfigError, app_env, env_float, env_int, env_secret, env_str
 from servicekit.config import database_url as servicekit_database_url
+from servicekit.db import DEFAULT_CONNECT_TIMEOUT_SECONDS, DEFAULT_POOL_TIMEOUT_SECONDS
 
 SERVICE_NAME = "orders-service"
 CUSTOMERS_SERVICE_NAME = "customers-service"
@@ -62,6 +63,8 @@ class Settings:
     db_pool_size: int
     db_max_overflow: int
     db_lock_wait_timeout_seconds: int
+    db_pool_timeout_seconds: float  # wait for a pooled connection, then 503 (docs/database-outages.md)
+    db_connect_timeout_seconds: float  # wait for a new connection, then 503
     downstream_connect_timeout_seconds: float
     downstream_timeout_seconds: float
     downstream_retries: int
@@ -99,6 +102,12 @@ class Settings:
             db_max_overflow=env_int("DB_MAX_OVERFLOW", 10, minimum=0, maximum=200, environ=environ),
             db_lock_wait_timeout_seconds=env_int(
                 "DB_LOCK_WAIT_TIMEOUT_SECONDS", 10, minimum=1, maximum=300, environ=environ
+            ),
+            db_pool_timeout_seconds=env_float(
+                "DB_POOL_TIMEOUT_SECONDS", DEFAULT_POOL_TIMEOUT_SECONDS, minimum=0.1, maximum=60, environ=environ
+            ),
+            db_connect_timeout_seconds=env_float(
+                "DB_CONNECT_TIMEOUT_SECONDS", DEFAULT_CONNECT_TIMEOUT_SECONDS, minimum=0.1, maximum=60, environ=environ
             ),
             downstream_connect_timeout_seconds=env_float(
                 "DOWNSTREAM_CONNECT_TIMEOUT_SECONDS", 1.0, minimum=0.05, maximum=60, environ=environ

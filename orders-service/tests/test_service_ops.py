@@ -20,7 +20,7 @@ def test_ready_is_503_when_the_database_is_unreachable(app_factory, api):
     assert response.headers["Retry-After"]
     # A business route is an honest 503 too, not a 500.
     response = dead.get("/products", headers=api.admin)
-    assert_problem(response, 503, "dependency_unavailable")
+    assert_problem(response, 503, "database_unavailable")
     assert response.headers["Retry-After"]
 
 

@@ -8,6 +8,14 @@
   are serialised the way row locks serialise them on MySQL.
 - `transaction()` retries a unit of work that hit a deadlock or lock wait timeout: locking
   in a fixed order makes these rare, and a retry makes them invisible to clients.
+- A database outage is a 503, never a 500 (docs/database-outages.md): `is_database_unavailable`
+  tells a connectivity failure (refused, locked account, killed or dropped connection, pool or
+  connect timeout) from a bug, and `servicekit.web` answers it `database_unavailable`.
+- A pooled connection found dead is replaced without a ping per checkout: SQLAlchemy invalidates
+  it and every connection of the pool opened before it, and `transaction()`/`read()` run the
+  unit of work once more on a fresh connection when the loss came before COMMIT was sent (the
+  server never committed it). A connection lost *during* COMMIT is not retried: the outcome is
+  unknown, so the client gets the 503 and retries under its idempotency key.
 """
 
 from __future__ import annotations
@@ -19,9 +27,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .logging import log_event
@@ -36,6 +45,37 @@ MYSQL_LOCK_WAIT_TIMEOUT = 1205
 RETRYABLE_MYSQL_ERRORS = frozenset({MYSQL_DEADLOCK, MYSQL_LOCK_WAIT_TIMEOUT})
 MYSQL_DUPLICATE_KEY = 1062
 
+# MySQL/MariaDB error numbers meaning "the database cannot be reached or dropped us", not "the
+# statement is wrong": server errors at connect (1040-4151) and client-side errors (20xx).
+MYSQL_UNAVAILABLE_ERRORS = frozenset(
+    {
+        1040,  # too many connections
+        1045,  # access denied at connect (credentials rotated or revoked mid-flight)
+        1053,  # server shutdown in progress
+        1129,  # host blocked after connection errors
+        1130,  # host not allowed to connect
+        1927,  # connection was killed (MariaDB)
+        2002,  # cannot connect through the socket
+        2003,  # cannot connect (refused, connect timeout)
+        2005,  # unknown server host
+        2006,  # server has gone away
+        2013,  # lost connection during query
+        2055,  # lost connection (system error)
+        3118,  # account locked (MySQL)
+        4031,  # disconnected by the server for inactivity (MySQL 8)
+        4151,  # account locked (MariaDB)
+    }
+)
+
+# Long enough for a flash crowd queueing for connections (the bench's 200 buyers of one product
+# wait up to ~1.3 s on a quiet box), short enough that nobody queues long behind a database that
+# stopped answering.
+DEFAULT_POOL_TIMEOUT_SECONDS = 5.0
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 2.0
+# A statement may wait this long beyond the InnoDB lock wait for an answer before its connection
+# counts as lost: a server that vanished without closing the socket is a 503, not a hung request.
+READ_TIMEOUT_MARGIN_SECONDS = 10
+
 
 def make_engine(
     url: str,
@@ -43,24 +83,38 @@ def make_engine(
     pool_size: int = 10,
     max_overflow: int = 10,
     lock_wait_timeout_seconds: int = 10,
+    pool_timeout_seconds: float = DEFAULT_POOL_TIMEOUT_SECONDS,
+    connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    read_timeout_seconds: float | None = None,
     echo: bool = False,
 ) -> Engine:
+    """The engine of one process. Bounded waits by design: while the database is away, a request
+    waits at most `pool_timeout_seconds` for a pooled connection, `connect_timeout_seconds` for a
+    new one, and `read_timeout_seconds` (default: the lock wait plus READ_TIMEOUT_MARGIN_SECONDS)
+    for an answer, then gets its 503; it never hangs behind a dead server."""
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
         _make_sqlite_transactions_immediate(engine)
         return engine
+    if read_timeout_seconds is None:
+        read_timeout_seconds = int(lock_wait_timeout_seconds) + READ_TIMEOUT_MARGIN_SECONDS
     engine = create_engine(
         url,
         echo=echo,
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=pool_timeout_seconds,
         pool_recycle=1800,
-        pool_pre_ping=False,  # recycling covers idle drops without a ping per checkout
+        # No ping per checkout (a round trip on every request): a connection found dead is
+        # invalidated with its whole pool generation, and `transaction()` runs again (see above).
+        pool_pre_ping=False,
         pool_reset_on_return=None,  # `_reset_unless_idle` below does it, only when needed
         isolation_level="READ COMMITTED",
         connect_args={
             "charset": "utf8mb4",
-            "connect_timeout": 5,
+            "connect_timeout": connect_timeout_seconds,
+            "read_timeout": read_timeout_seconds,
+            "write_timeout": read_timeout_seconds,
             "init_command": f"SET SESSION innodb_lock_wait_timeout = {int(lock_wait_timeout_seconds)}, "
             "SESSION time_zone = '+00:00'",
         },
@@ -135,6 +189,24 @@ def is_duplicate_key(exc: BaseException) -> bool:
     return "UNIQUE constraint failed" in str(exc)
 
 
+def is_connection_lost(exc: BaseException) -> bool:
+    """SQLAlchemy found the connection dead and invalidated it (with every pooled connection
+    opened before it): a fresh connection may well work."""
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached, refused us at connect, or dropped the connection.
+
+    Decided by exception class and error number, never by message, so that a genuine bug (a
+    syntax error, a missing table, an integrity error nobody handled) stays a 500."""
+    if isinstance(exc, PoolTimeoutError | DisconnectionError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    return is_connection_lost(exc) or mysql_error_code(exc) in MYSQL_UNAVAILABLE_ERRORS
+
+
 @contextmanager
 def unit_of_work(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: the caller commits explicitly; anything else is rolled back."""
@@ -142,8 +214,15 @@ def unit_of_work(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     try:
         yield session
     finally:
-        session.rollback()
-        session.close()
+        try:
+            session.rollback()
+        except DBAPIError as exc:
+            # The connection is gone, and the server drops its open transaction by itself;
+            # raising here would hide what the unit of work raised or returned.
+            if not is_connection_lost(exc):
+                raise
+        finally:
+            session.close()
 
 
 def transaction(
@@ -152,27 +231,68 @@ def transaction(
     *,
     attempts: int = 4,
 ) -> T:
-    """Run `work(session)` and commit; retry from scratch on deadlock / lock wait timeout."""
-    for attempt in range(1, attempts + 1):
-        with unit_of_work(session_factory) as session:
-            try:
+    """Run `work(session)` and commit once.
+
+    `work` runs again from scratch (so it must have no effect outside the session) when:
+    - a deadlock or lock wait timeout rolled it back (up to `attempts` runs in all);
+    - its connection was found dead before COMMIT was sent (one more run): the server never
+      committed it, and the pool has dropped every connection as old as the dead one.
+    A connection lost *during* COMMIT is raised as is (a 503): the outcome is unknown.
+    """
+    return _run(session_factory, work, commit=True, attempts=attempts)
+
+
+def read(
+    session_factory: sessionmaker[Session],
+    work: Callable[[Session], T],
+    *,
+    attempts: int = 4,
+) -> T:
+    """Run `work(session)` in a transaction that is rolled back, never committed: for reads.
+
+    Retried like `transaction()`; with no COMMIT, a lost connection is always safe to retry."""
+    return _run(session_factory, work, commit=False, attempts=attempts)
+
+
+def _run(session_factory: sessionmaker[Session], work: Callable[[Session], T], *, commit: bool, attempts: int) -> T:
+    runs = 0
+    reconnected = False
+    while True:
+        runs += 1
+        committing = False
+        try:
+            with unit_of_work(session_factory) as session:
                 result = work(session)
-                session.commit()
+                if commit:
+                    # Every statement but COMMIT goes out here, so a failure past this line is
+                    # COMMIT's own.
+                    session.flush()
+                    committing = True
+                    session.commit()
                 return result
-            except OperationalError as exc:
-                if attempt == attempts or not is_retryable(exc):
-                    raise
-                log_event(
-                    log,
-                    "transaction_retry",
-                    logging.WARNING,
-                    attempt=attempt,
-                    mysql_error=mysql_error_code(exc),
-                )
-        time.sleep(random.uniform(0.005, 0.03) * attempt)
-    raise AssertionError("unreachable")  # pragma: no cover
+        except DBAPIError as exc:
+            if is_retryable(exc) and runs < attempts:
+                # InnoDB rolled the whole transaction back (also when reported at COMMIT).
+                log_event(log, "transaction_retry", logging.WARNING, attempt=runs, mysql_error=mysql_error_code(exc))
+                time.sleep(random.uniform(0.005, 0.03) * runs)
+                continue
+            if is_connection_lost(exc):
+                if committing:
+                    log_event(log, "commit_outcome_unknown", logging.WARNING, mysql_error=mysql_error_code(exc))
+                elif not reconnected:
+                    reconnected = True
+                    log_event(log, "transaction_reconnect", logging.INFO, mysql_error=mysql_error_code(exc))
+                    continue
+            raise
 
 
 def ping(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    """`SELECT 1`; a pooled connection found dead is replaced once, as in `transaction()`."""
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+            return
+        except DBAPIError as exc:
+            if attempt == 2 or not is_connection_lost(exc):
+                raise

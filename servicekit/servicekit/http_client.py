@@ -104,7 +104,8 @@ class ServiceClient:
                 response = self.session.request(
                     method, url, json=json, params=params, headers=send_headers, timeout=timeout
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                # Unreachable, too slow, or the connection dropped mid-answer: all a down dependency.
                 last_error = type(exc).__name__
                 log_event(
                     log,

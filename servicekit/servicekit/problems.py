@@ -157,3 +157,21 @@ def dependency_unavailable(dependency: str, detail: str | None = None, retry_aft
         headers={"Retry-After": str(retry_after)},
         extra={"dependency": dependency},
     )
+
+
+# A database outage is short-lived by design (the services serve again within a second of its
+# return, docs/database-outages.md): ask clients to come back soon.
+DATABASE_RETRY_AFTER_SECONDS = 1
+
+
+def database_unavailable(detail: str = "The database is unavailable, try again shortly") -> Problem:
+    return Problem(503, "database_unavailable", detail, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+
+
+def database_busy() -> Problem:
+    return Problem(
+        503,
+        "database_busy",
+        "The database stayed locked through every retry, try again shortly",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )

@@ -13,13 +13,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from .auth import KeyRing, mint, mint_service_token, mint_user_token
 
@@ -54,6 +57,61 @@ class ThrowawayDatabase:
                 conn.execute(text(f"GRANT ALL PRIVILEGES ON `{self.name}`.* TO '{self.user}'@'{client_host}'"))
         engine.dispose()
         self.url = f"mysql+pymysql://{self.user}:{self.password}@{host}:{port}/{self.name}?charset=utf8mb4"
+
+    def _admin(self, statements: Callable[[Connection], None]) -> None:
+        engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                statements(conn)
+        finally:
+            engine.dispose()
+
+    def kill_connections(self) -> int:
+        """KILL every connection of this database's user (what a restart of the server does to
+        its clients); returns how many there were."""
+        killed = 0
+
+        def kill(conn: Connection) -> None:
+            nonlocal killed
+            ids = conn.execute(
+                text("SELECT id FROM information_schema.PROCESSLIST WHERE user = :user"), {"user": self.user}
+            ).scalars()
+            for connection_id in ids:
+                try:
+                    conn.execute(text(f"KILL CONNECTION {int(connection_id)}"))
+                    killed += 1
+                except OperationalError:  # gone meanwhile (unknown thread id)
+                    pass
+
+        self._admin(kill)
+        return killed
+
+    def _lock(self, lock: bool) -> None:
+        clause = "ACCOUNT LOCK" if lock else "ACCOUNT UNLOCK"
+
+        def alter(conn: Connection) -> None:
+            for client_host in ("127.0.0.1", "localhost"):
+                conn.execute(text(f"ALTER USER '{self.user}'@'{client_host}' {clause}"))
+
+        self._admin(alter)
+
+    def cut(self) -> None:
+        """A database outage for this database's user only, never the shared server: new
+        connections are refused ("account is locked") and open ones are killed."""
+        self._lock(True)  # first, so that no killed client gets back in before the lock
+        self.kill_connections()
+
+    def restore(self) -> None:
+        """End `cut()`: connections are accepted again."""
+        self._lock(False)
+
+    @contextmanager
+    def outage(self) -> Iterator[None]:
+        self.cut()
+        try:
+            yield
+        finally:
+            self.restore()
 
     def drop(self) -> None:
         engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")

@@ -4,6 +4,8 @@
 - every response carries `X-Request-Id` and every request logs one `http_request` line;
 - every failure (validation, malformed JSON, unknown route, wrong method, unexpected exception)
   is an RFC 9457 problem, never HTML or a stack trace;
+- a database outage is a 503 `database_unavailable` with `Retry-After`, never a 500
+  (docs/database-outages.md); a database error that is a bug stays a 500;
 - request validation failures are 400 with every field error listed at once;
 - `/health`, `/ready`, `/openapi.json` and `/docs` exist.
 """
@@ -24,14 +26,25 @@ from flask.json.provider import JSONProvider
 from flask.views import MethodView
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
+from sqlalchemy.exc import SQLAlchemyError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from .auth import Principal, TokenVerifier, authenticate_bearer
 from .contracts import HealthSchema, PageQuerySchema, PaginationSchema, ProblemSchema, page_schema
+from .db import is_database_unavailable, is_retryable, mysql_error_code
 from .limits import BIGINT_MAX
 from .logging import log_event
-from .problems import PROBLEM_CONTENT_TYPE, Problem, flatten_errors, forbidden, validation_error
+from .problems import (
+    DATABASE_RETRY_AFTER_SECONDS,
+    PROBLEM_CONTENT_TYPE,
+    Problem,
+    database_busy,
+    database_unavailable,
+    flatten_errors,
+    forbidden,
+    validation_error,
+)
 from .request_id import REQUEST_ID_HEADER, accept_or_new, current_request_id, get_request_id
 
 access_log = logging.getLogger("http")
@@ -292,6 +305,7 @@ def create_service_app(
     api = Api(app)
     app.register_error_handler(Problem, problem_response)
     app.register_error_handler(Exception, _unexpected_error)
+    app.register_error_handler(SQLAlchemyError, _database_error)
     api.register_blueprint(_health_blueprint(service_name, readiness_check))
     return app, api
 
@@ -305,6 +319,26 @@ def _unexpected_error(error: Exception) -> Response:
         extra={"fields": {"method": request.method, "path": request.path}},
     )
     return problem_response(Problem(500, "internal_error", "An unexpected error occurred; it has been logged"))
+
+
+def _database_error(error: SQLAlchemyError) -> Response:
+    """An outage (or locks still held after every retry) is a 503; any other database error is a bug."""
+    if is_database_unavailable(error):
+        problem = database_unavailable()
+    elif is_retryable(error):
+        problem = database_busy()
+    else:
+        return _unexpected_error(error)
+    log_event(
+        error_log,
+        problem.code,
+        logging.WARNING,
+        error=type(error).__name__,
+        mysql_error=mysql_error_code(error),
+        method=request.method,
+        path=request.path,
+    )
+    return problem_response(problem)
 
 
 def log_http_request(
@@ -388,7 +422,12 @@ def _health_blueprint(service_name: str, readiness_check: Callable[[], None]) ->
                 readiness_check()
             except Exception as exc:  # any failure means "not ready", whatever the driver raised
                 log_event(error_log, "readiness_failed", logging.WARNING, error=type(exc).__name__)
-                raise Problem(503, "not_ready", "Database is not reachable", headers={"Retry-After": "5"}) from None
+                raise Problem(
+                    503,
+                    "not_ready",
+                    "Database is not reachable",
+                    headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+                ) from None
             return {"status": "ready", "service": service_name}
 
     return blp

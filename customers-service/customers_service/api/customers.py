@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from servicekit.contracts import CustomerSchema
-from servicekit.db import transaction, unit_of_work
+from servicekit.db import read, transaction
 from servicekit.problems import not_found
 from servicekit.web import Blueprint, ProblemSchema, current_principal, int_path, log_context, page_schema, requires
 
@@ -35,10 +35,12 @@ class CustomerCollection(MethodView):
     @blp.response(200, CustomerPageSchema)
     def get(self, query):
         """Search customers by name or email, a cursor page at a time"""
-        with unit_of_work(runtime().session_factory) as session:
-            return customers.search_customers(
+        return read(
+            runtime().session_factory,
+            lambda session: customers.search_customers(
                 session, search=query["search"], limit=query["limit"], cursor=query["cursor"]
-            )
+            ),
+        )
 
 
 @blp.route(f"/{int_path('customer_id')}")
@@ -51,8 +53,7 @@ class CustomerItem(MethodView):
         log_context(customer_id=customer_id)
         if not current_principal().can_act_for(customer_id):
             raise not_found("Customer", customer_id)  # not 403: do not reveal that it exists
-        with unit_of_work(runtime().session_factory) as session:
-            return customers.get_customer(session, customer_id)
+        return read(runtime().session_factory, lambda session: customers.get_customer(session, customer_id))
 
     @requires("admin", "service")
     @blp.arguments(CustomerInSchema)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from servicekit.contracts import CustomerSchema
-from servicekit.db import unit_of_work
+from servicekit.db import read
 from servicekit.web import Blueprint, ProblemSchema, int_path, log_context, requires
 
 from ..runtime import runtime
@@ -22,5 +22,4 @@ class InternalCustomer(MethodView):
     def get(self, customer_id):
         """Look up a live customer (used by orders-service and the BFF to validate customers)"""
         log_context(customer_id=customer_id)
-        with unit_of_work(runtime().session_factory) as session:
-            return customers.get_customer(session, customer_id)
+        return read(runtime().session_factory, lambda session: customers.get_customer(session, customer_id))

@@ -31,7 +31,7 @@ import orjson
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from servicekit.db import MYSQL_LOCK_WAIT_TIMEOUT, is_duplicate_key, mysql_error_code, transaction, unit_of_work
+from servicekit.db import MYSQL_LOCK_WAIT_TIMEOUT, is_duplicate_key, mysql_error_code, read, transaction
 from servicekit.limits import IDEMPOTENCY_KEY_MAX
 from servicekit.timeutil import utcnow
 
@@ -132,8 +132,7 @@ def replay_if_stored(
     """The stored outcome when this key already completed (422 if for another request)."""
     if request is None:
         return None
-    with unit_of_work(session_factory) as session:
-        stored = repo.find_idempotency_key(session, request.scope_hash)
+    stored = read(session_factory, lambda session: repo.find_idempotency_key(session, request.scope_hash))
     if stored is None or stored.response_status is None or stored.expires_at <= utcnow():
         return None
     return _replay(stored, request, cache)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from servicekit.auth import Principal
-from servicekit.db import transaction
+from servicekit.db import read
 from servicekit.problems import not_found
 from servicekit.timeutil import iso_utc, utcnow
 
@@ -58,7 +58,7 @@ def lookup_response(ctx: ServiceContext, principal: Principal, key: str) -> dict
     scope_hash = IdempotentRequest.with_fingerprint(
         caller=principal.identity, route=STORED_RESPONSE_ROUTE, key=key, fingerprint=""
     ).scope_hash
-    stored = transaction(ctx.session_factory, lambda session: repo.find_idempotency_key(session, scope_hash))
+    stored = read(ctx.session_factory, lambda session: repo.find_idempotency_key(session, scope_hash))
     if stored is None or stored.response_status is None or stored.expires_at <= utcnow():
         raise not_found("stored_response", key)
     outcome = Outcome(stored.response_status, orjson.loads(stored.response_body), replayed=True)
