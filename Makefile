@@ -19,7 +19,7 @@ REQUIREMENTS := requirements-dev.txt servicekit/pyproject.toml \
 # Every component with a pyproject.toml is installed editable into the one dev venv.
 EDITABLES := $(foreach p,$(wildcard */pyproject.toml),-e ./$(patsubst %/,%,$(dir $(p))))
 TEST_DIRS := $(wildcard servicekit/tests scripts/tests customers-service/tests orders-service/tests \
-	orchestrator-lambda/tests bench/tests tests-deploy tests-e2e)
+	gateway-simulator/tests orchestrator-lambda/tests bench/tests tests-deploy tests-e2e)
 NODE_TOOLS_STAMP := tools/node_modules/.package-lock.json
 COMPOSE_SCHEMA := tools/.cache/compose-spec.json
 
