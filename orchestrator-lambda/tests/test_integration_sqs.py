@@ -164,10 +164,16 @@ def test_redrive_tool_moves_dlq_messages_back(sqs, queues, aws_env):
     assert drain(sqs, queues.dlq_url) == []
 
 
-def test_payments_lambda_behind_the_poller(sqs, queues, environ, orders, aws_env):
+def test_payments_lambda_behind_the_poller(sqs, queues, environ, orders, aws_env, gateway_simulator):
     store = OutcomeStore(orders, unknown={404}, statuses={7: 503})
+    gateway_simulator.set_faults()
     settings = load_settings(
-        {**environ, "PAYMENTS_DLQ_URL": queues.dlq_url, "PAYMENT_SIMULATION_MODE": "always_succeed"}
+        {
+            **environ,
+            "PAYMENTS_DLQ_URL": queues.dlq_url,
+            "PAYMENT_GATEWAY_URL": gateway_simulator.base_url,
+            "PAYMENT_GATEWAY_API_KEY": gateway_simulator.api_key,
+        }
     )
     use_processor(build_processor(settings, sqs_client=sqs))
     try:
@@ -192,6 +198,9 @@ def test_payments_lambda_behind_the_poller(sqs, queues, environ, orders, aws_env
         assert [m["MessageAttributes"]["request_id"]["StringValue"] for m in dead] == ["req-transient"]
         assert "dlq_reason" not in dead[0]["MessageAttributes"]
         assert len(orders.calls("POST", r"/internal/orders/7/payment-outcome")) == MAX_RECEIVES * 2  # 1 retry each
+        # Charged through the real gateway simulator: once per order, however often it was received.
+        assert [c["outcome"] for c in gateway_simulator.charges(order_id=1)] == ["succeeded"]
+        assert len(gateway_simulator.charges(order_id=7)) == 1
     finally:
         use_processor(None)
 

@@ -1,4 +1,4 @@
-"""Payments Lambda: partial batch failures, poison messages to the DLQ, the simulated gateway."""
+"""Payments Lambda: partial batch failures, poison messages to the DLQ, one charge key per order."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from orchestrator.config import load_settings
 from orchestrator.local.lambda_context import LocalLambdaContext
 from orchestrator.payment_events import PaymentRequested
-from orchestrator.payments.gateway import ChargeRequest, SimulatedPaymentGateway, stable_draw
 from orchestrator.payments.handler import build_processor, lambda_handler, use_processor
 
 from .conftest import DLQ_URL
+from .fake_gateway import FakeGateway
 from .stubs import FakeSqs, problem
 
 
@@ -76,8 +76,7 @@ def dlq() -> FakeSqs:
 @pytest.fixture
 def payments(environ, dlq):
     """Invoke the payments Lambda handler with records; its processor talks to the stubs."""
-    environ = {**environ, "PAYMENT_SIMULATION_MODE": "always_succeed"}
-    processor = build_processor(load_settings(environ), sqs_client=dlq)
+    processor = build_processor(load_settings(environ), sqs_client=dlq, gateway=FakeGateway())
     processor.dead_letters.sender.sleep = lambda _s: None
     use_processor(processor)
 
@@ -122,7 +121,7 @@ def test_transient_failures_are_reported_for_redelivery(payments, orders, dlq):
 
 def test_orders_service_down_fails_every_record_without_raising(environ, dlq):
     environ = {**environ, "ORDERS_API_URL": "http://127.0.0.1:9", "DOWNSTREAM_RETRIES": "0"}
-    use_processor(build_processor(load_settings(environ), sqs_client=dlq))
+    use_processor(build_processor(load_settings(environ), sqs_client=dlq, gateway=FakeGateway()))
     try:
         records = [message(payment(1)), message(payment(2))]
         response = lambda_handler({"Records": records}, LocalLambdaContext("PaymentsFunction"))
@@ -140,8 +139,9 @@ def test_a_dlq_that_cannot_be_reached_makes_the_poison_message_retry(payments, o
 
 def test_redelivery_gets_the_same_decision_and_is_applied_once(environ, orders, dlq):
     store = OutcomeStore(orders)
-    environ = {**environ, "PAYMENT_SIMULATION_MODE": "random", "PAYMENT_SUCCESS_RATE": "0.5"}
-    use_processor(build_processor(load_settings(environ), sqs_client=dlq))
+    # A provider that would decide differently each time it is asked anew: the same key keeps it.
+    gateway = FakeGateway(decline=lambda _request: "declined" if len(gateway.requests) % 2 == 0 else None)
+    use_processor(build_processor(load_settings(environ), sqs_client=dlq, gateway=gateway))
     try:
         for receive in (1, 2, 3):
             record = message(payment(42), receive_count=receive)
@@ -153,6 +153,7 @@ def test_redelivery_gets_the_same_decision_and_is_applied_once(environ, orders, 
     sent = [r.body for r in orders.calls("POST", r"/internal/orders/42/payment-outcome")]
     assert len(sent) == 3 and sent[0] == sent[1] == sent[2]  # the outcome never flips
     assert len(store.applied) == 1 and dlq.sent == []
+    assert len({request.idempotency_key for request in gateway.requests}) == 1 and len(gateway.results) == 1
 
 
 def test_request_id_from_the_message_reaches_orders_service_and_the_logs(payments, orders, log_lines):
@@ -174,43 +175,3 @@ def test_payments_call_orders_service_as_payments(payments, orders, tokens, key_
         KeyRing.parse(key_rings["SERVICE_JWT_KEYS"]), token, audience="orders-service", issuers=["payments"]
     )
     assert claims["sub"] == "payments"
-
-
-# --- the simulated gateway ---------------------------------------------------------------------
-
-
-def request(order_id: int, amount_cents: int = 500) -> ChargeRequest:
-    return ChargeRequest(
-        idempotency_key=f"order-{order_id}", order_id=order_id, customer_id=1, amount_cents=amount_cents
-    )
-
-
-def test_random_mode_is_stable_per_order_and_honours_the_rate():
-    gateway = SimulatedPaymentGateway("random", success_rate=0.7)
-    outcomes = [gateway.charge(request(n)).outcome for n in range(1, 2001)]
-    assert outcomes == [gateway.charge(request(n)).outcome for n in range(1, 2001)]
-    assert 0.65 < outcomes.count("succeeded") / len(outcomes) < 0.75
-    assert all(
-        SimulatedPaymentGateway("random", success_rate=1.0).charge(request(n)).outcome == "succeeded"
-        for n in range(1, 50)
-    )
-    assert all(
-        SimulatedPaymentGateway("random", success_rate=0.0).charge(request(n)).outcome == "failed" for n in range(1, 50)
-    )
-    assert 0 <= stable_draw(1) < 1 and stable_draw(1) == stable_draw(1) != stable_draw(2)
-
-
-def test_rule_based_mode_declines_over_the_limit():
-    gateway = SimulatedPaymentGateway("rule_based", max_amount_cents=1_000_000)
-    assert gateway.charge(request(1, 1_000_000)).outcome == "succeeded"
-    declined = gateway.charge(request(1, 1_000_001))
-    assert declined.outcome == "failed" and declined.reason == "amount_over_limit"
-
-
-def test_fixed_modes_and_stable_references():
-    assert SimulatedPaymentGateway("always_succeed").charge(request(3)).outcome == "succeeded"
-    failed = SimulatedPaymentGateway("always_fail").charge(request(3))
-    assert failed.outcome == "failed" and failed.reason == "simulated_decline"
-    assert failed.reference == SimulatedPaymentGateway("always_succeed").charge(request(3)).reference
-    with pytest.raises(ValueError):
-        SimulatedPaymentGateway("sometimes")
