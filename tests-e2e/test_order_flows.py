@@ -53,21 +53,24 @@ def test_login_list_products_create_and_confirm_then_paid(stack, admin, user):
     assert paid["paid_at"] and paid["paid_at"].endswith("Z")
     assert admin.stock(product["id"]) == 47
     assert len(applied_outcomes(stack, order["id"])) == 1
+    (charge,) = stack.gateway.charges(order["id"])  # the provider charged the order once, for its total
+    assert (charge["outcome"], charge["amount_cents"]) == ("succeeded", 3_750)
 
 
 def test_declined_payment_cancels_the_order_and_returns_the_stock(stack, admin, user):
     product = admin.new_product(stock=10)
-    stack.stack.restart("payments", env={"PAYMENT_SIMULATION_MODE": "always_fail"})
+    stack.stack.restart("gateway", env={"PAYMENT_SIMULATION_MODE": "always_fail"})
     try:
         answer = user.place([{"product_id": product["id"], "qty": 4}])
         assert answer.status_code == 201, answer.text
         order_id = answer.json()["data"]["order"]["id"]
         canceled = user.wait_for_order(order_id, {"PAID", "CANCELED"})
     finally:
-        stack.stack.restart("payments", env={"PAYMENT_SIMULATION_MODE": "always_succeed"})
+        stack.stack.restart("gateway", env={"PAYMENT_SIMULATION_MODE": "always_succeed"})
     assert (canceled["status"], canceled["payment_status"]) == ("CANCELED", "FAILED")
     assert canceled["cancel_reason"] == "payment_failed" and canceled["paid_at"] is None
     assert admin.stock(product["id"]) == 10
+    assert [c["outcome"] for c in stack.gateway.charges(order_id)] == ["failed"]
 
 
 def test_cart_checkout_settles_and_empties_the_cart(stack, admin, user):
