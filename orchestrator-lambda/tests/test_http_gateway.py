@@ -73,7 +73,7 @@ def test_a_charge_and_a_repeat_of_its_key_are_one_charge(simulator):
     assert entry["outcome"] == "succeeded" and entry["customer_id"] == 3
 
 
-def test_a_lost_answer_is_retried_under_the_same_key_and_charged_once(simulator):
+def test_a_lost_answer_is_retried_under_the_same_key_and_charged_once(simulator, log_lines):
     simulator.set_faults(lose_answer_every_n=1)
     request = new_request()
     token = current_request_id.set("req-lost-answer")
@@ -92,6 +92,9 @@ def test_a_lost_answer_is_retried_under_the_same_key_and_charged_once(simulator)
         (None, "lose_answer", "req-lost-answer"),
         (200, None, "req-lost-answer"),
     ]
+    (failed,) = [line for line in log_lines() if line["message"] == "payment_gateway_attempt_failed"]
+    assert (failed["attempt"], failed["error"], failed["order_id"]) == (1, "ConnectionError", request.order_id)
+    assert failed["request_id"] == "req-lost-answer"
 
 
 def test_a_slow_answer_that_times_out_is_retried_and_charged_once(simulator):

@@ -18,7 +18,6 @@ How answers map (docs/payment-gateway.md):
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable
@@ -27,12 +26,10 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from servicekit.logging import log_event
 from servicekit.request_id import REQUEST_ID_HEADER, get_request_id
 
+from ..observability import logger
 from .gateway import ChargeRequest, GatewayRejected, GatewayUnavailable, PaymentResult
-
-log = logging.getLogger(__name__)
 
 CHARGES_PATH = "/v1/charges"
 RETRYABLE_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
@@ -94,7 +91,7 @@ class HttpPaymentGateway:
                 response = self.session.post(
                     self.url, data=form, headers=self._headers(request.idempotency_key), timeout=timeout
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 # The charge may or may not have happened: only a retry under the same key can tell.
                 last_error = type(exc).__name__
             else:
@@ -108,14 +105,14 @@ class HttpPaymentGateway:
                 if status not in RETRYABLE_STATUSES:
                     raise GatewayRejected(f"payment gateway refused the charge ({last_error}: {error.get('message')})")
                 retry_after = _retry_after(response)
-            log_event(
-                log,
-                "payment_gateway_retry" if attempt < attempts else "payment_gateway_gave_up",
-                logging.WARNING,
-                order_id=request.order_id,
-                idempotency_key=request.idempotency_key,
-                attempt=attempt,
-                error=last_error,
+            logger.warning(
+                "payment_gateway_attempt_failed",
+                extra={
+                    "order_id": request.order_id,
+                    "idempotency_key": request.idempotency_key,
+                    "attempt": attempt,
+                    "error": last_error,
+                },
             )
             if attempt == attempts or not self._wait(attempt, retry_after, deadline):
                 break
