@@ -138,7 +138,7 @@ def test_request_id_reaches_every_process_log(stack, admin, user):
         return [r for r in stack.records(process) if r.get("request_id") == request_id]
 
     def logged_everywhere() -> bool:
-        return all(lines(p) for p in ("bff", "customers-service", "orders-service", "payments"))
+        return all(lines(p) for p in ("bff", "customers-service", "orders-service", "payments", "gateway"))
 
     wait_for(logged_everywhere, timeout=10, what=f"{request_id} in every log")
     assert {r["path"] for r in lines("customers-service") if r.get("event") == "http_request"} == {
@@ -148,6 +148,8 @@ def test_request_id_reaches_every_process_log(stack, admin, user):
     assert {"/orders", f"/orders/{order_id}/confirm", f"/internal/orders/{order_id}/payment-outcome"} <= orders_paths
     assert any(r.get("message") == "payment_outcome_recorded" for r in lines("payments"))
     assert any(r.get("message") == "http_request" for r in lines("bff"))
+    charged = [r for r in lines("gateway") if r.get("event") == "http_request" and r["path"] == "/v1/charges"]
+    assert charged and charged[0]["order_id"] == order_id and charged[0]["status"] == 200
     assert all(r["timestamp"].endswith("Z") for p in ("bff", "payments", "orders-service") for r in lines(p))
 
 

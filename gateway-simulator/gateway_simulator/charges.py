@@ -106,9 +106,11 @@ class ChargeParams:
         `metadata[order_id]` is required here: the ledger and the simulation are per order."""
         seen: dict[str, str] = {}
         metadata: dict[str, str] = {}
+        names: set[str] = set()
         for name, value in pairs:
-            if name in seen or name in metadata:
+            if name in names:
                 raise invalid(f"Parameter {name} was given more than once.", code="parameter_duplicated", param=name)
+            names.add(name)
             match = _METADATA_PARAM.fullmatch(name)
             if match:
                 key = match[1]

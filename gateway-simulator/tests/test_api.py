@@ -153,6 +153,20 @@ def test_malformed_requests_are_refused_before_anything_is_charged(gateway, orde
         (
             requests.post(
                 url,
+                data=f"amount=5&currency=usd&metadata[order_id]={order_id}&metadata[order_id]=1",
+                headers={
+                    **auth,
+                    "Idempotency-Key": new_key(),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+                timeout=10,
+            ),
+            400,
+            "parameter_duplicated",
+        ),
+        (
+            requests.post(
+                url,
                 data=b"\xff\xfe=1",
                 headers={**auth, "Idempotency-Key": new_key(), "Content-Type": "application/x-www-form-urlencoded"},
                 timeout=10,
