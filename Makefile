@@ -19,7 +19,7 @@ REQUIREMENTS := requirements-dev.txt servicekit/pyproject.toml \
 # Every component with a pyproject.toml is installed editable into the one dev venv.
 EDITABLES := $(foreach p,$(wildcard */pyproject.toml),-e ./$(patsubst %/,%,$(dir $(p))))
 TEST_DIRS := $(wildcard servicekit/tests scripts/tests customers-service/tests orders-service/tests \
-	orchestrator-lambda/tests bench/tests tests-deploy tests-e2e)
+	gateway-simulator/tests orchestrator-lambda/tests bench/tests tests-deploy tests-e2e)
 NODE_TOOLS_STAMP := tools/node_modules/.package-lock.json
 COMPOSE_SCHEMA := tools/.cache/compose-spec.json
 
@@ -50,11 +50,11 @@ $(COMPOSE_SCHEMA): tools/fetch_compose_schema.py | $(STAMP)
 install: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS_STAMP) $(COMPOSE_SCHEMA) ## create the venvs and install everything
 
 .PHONY: env
-env: .env ## create .env from .env.example with fresh random secrets (kept if it exists)
+env: .env ## create .env from .env.example with fresh random secrets (kept if it exists; new secrets added)
 
+# An existing .env keeps its values; secrets added to .env.example since are appended to it.
 .env: .env.example
-	@test -f .env && echo ".env exists (delete it or run scripts/make_env.py --force to regenerate)" \
-		|| python3 scripts/make_env.py
+	@python3 scripts/make_env.py --add-missing
 
 .PHONY: run
 run: $(STAMP) .env ## start the whole stack locally: BFF :3000, services :3001/:3002, SQS :4566 (Ctrl-C stops)

@@ -354,7 +354,7 @@ def _ring_value(kid: str) -> str:
 
 def prepare_target(args: argparse.Namespace) -> Target:
     base = args.base_port
-    ports = {"bff": base, "customers": base + 1, "orders": base + 2, "sqs": base + 1566}
+    ports = {"bff": base, "customers": base + 1, "orders": base + 2, "sqs": base + 1566, "gateway": base + 3}
     host = "127.0.0.1"
     if not args.fresh_stack and all(_answers(f"http://{host}:{ports[n]}") for n in ("bff", "customers", "orders")):
         env = {**read_env_file(ROOT / ".env"), **os.environ}
@@ -387,6 +387,7 @@ def prepare_target(args: argparse.Namespace) -> Target:
         USER_JWT_KEYS=user_ring,
         SERVICE_JWT_KEYS=service_ring,
         PAYMENT_SIMULATION_MODE="always_succeed",
+        PAYMENT_GATEWAY_API_KEY=f"sk_test_{secrets.token_urlsafe(24)}",
         # The confirm scenario leaves thousands of confirmed orders without a payment event on
         # purpose; keep the sweeper from re-publishing them while we measure.
         PAYMENT_GRACE_SECONDS="3600",
@@ -396,7 +397,8 @@ def prepare_target(args: argparse.Namespace) -> Target:
     env.setdefault("AWS_ACCESS_KEY_ID", "bench")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     log_dir = Path(args.log_dir) if args.log_dir else ROOT / "var" / "bench-log"
-    for old in log_dir.glob("*.log"):
+    # Fresh databases start order ids at 1 again: the gateway's ledger must start empty too.
+    for old in [*log_dir.glob("*.log"), *log_dir.glob("gateway-ledger.db*")]:
         old.unlink()
     config = StackConfig(
         env=env,
@@ -407,6 +409,8 @@ def prepare_target(args: argparse.Namespace) -> Target:
         customers_port=ports["customers"],
         orders_port=ports["orders"],
         sqs_port=ports["sqs"],
+        gateway_port=ports["gateway"],
+        gateway_ledger_path=log_dir / "gateway-ledger.db",
         web_workers=args.workers,
         web_threads=args.threads,
         sweeper_interval_seconds=30.0,

@@ -2,6 +2,7 @@
 """The whole platform as local processes on loopback: what `make run` starts.
 
   moto SQS server :4566 → queues `payments` + `payments-dlq` (redrive)
+  payment gateway simulator :3003 (its ledger of charges in var/gateway-ledger.db)
   migrations + demo seed for both databases (SQLite files under var/ unless *_DATABASE_URL is set)
   customers-service :3001, orders-service :3002 (gunicorn)
   BFF :3000 (API Gateway HTTP API adapter → orchestrator Lambda handler)
@@ -45,6 +46,14 @@ LAMBDA_SERVICE_NAMES = {"bff": "orchestrator", "payments": "payments", "sweeper"
 # Variables that must not leak from the developer's shell into local processes: real AWS
 # credentials or endpoints, and database URLs meant for something else.
 _NOT_INHERITED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "DATABASE_URL")
+# `make run` refuses to start without these (`make env` generates them).
+REQUIRED_SECRETS = (
+    "USER_JWT_KEYS",
+    "SERVICE_JWT_KEYS",
+    "DEMO_ADMIN_PASSWORD",
+    "DEMO_USER_PASSWORD",
+    "PAYMENT_GATEWAY_API_KEY",
+)
 
 
 class StackError(RuntimeError):
@@ -221,6 +230,9 @@ class StackConfig:
     customers_port: int = 3001
     orders_port: int = 3002
     sqs_port: int = 4566
+    gateway_port: int = 3003
+    # The gateway simulator's ledger; default: beside the logs (one ledger per stack).
+    gateway_ledger_path: Path | None = None
     web_workers: int = 2
     web_threads: int = 4
     bff_environments: int = 4
@@ -245,7 +257,12 @@ class StackConfig:
             "customers": f"http://127.0.0.1:{self.customers_port}",
             "orders": f"http://127.0.0.1:{self.orders_port}",
             "sqs": self.sqs_endpoint,
+            "gateway": f"http://127.0.0.1:{self.gateway_port}",
         }
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.gateway_ledger_path or self.log_dir / "gateway-ledger.db"
 
     @property
     def ports(self) -> dict[str, int]:
@@ -254,6 +271,7 @@ class StackConfig:
             "CUSTOMERS_PORT": self.customers_port,
             "ORDERS_PORT": self.orders_port,
             "SQS_PORT": self.sqs_port,
+            "GATEWAY_PORT": self.gateway_port,
         }
 
 
@@ -274,6 +292,8 @@ def default_config(echo: bool = True) -> StackConfig:
         customers_port=int(env.get("CUSTOMERS_PORT", "3001")),
         orders_port=int(env.get("ORDERS_PORT", "3002")),
         sqs_port=int(env.get("SQS_PORT", "4566")),
+        gateway_port=int(env.get("GATEWAY_PORT", "3003")),
+        gateway_ledger_path=var / "gateway-ledger.db",
         sweeper_interval_seconds=float(env.get("SWEEPER_INTERVAL_SECONDS", "30")),
         max_receive_count=int(env.get("PAYMENTS_MAX_RECEIVE_COUNT", "5")),
         visibility_timeout_seconds=int(env.get("PAYMENTS_VISIBILITY_TIMEOUT_SECONDS", "30")),
@@ -327,6 +347,11 @@ class Stack:
             env["AWS_ENDPOINT_URL_SQS"] = endpoint or self.config.sqs_endpoint
             env["PAYMENTS_QUEUE_URL"] = self.queue_urls.get("payments", "")
             env["PAYMENTS_DLQ_URL"] = self.queue_urls.get("payments-dlq", "")
+            env["PAYMENT_GATEWAY_URL"] = urls["gateway"]
+        elif name == "gateway":  # PAYMENT_SIMULATION_MODE, its key and GATEWAY_FAULT_* come from the env
+            env["GATEWAY_HOST"] = "127.0.0.1"
+            env["GATEWAY_PORT"] = str(self.config.gateway_port)
+            env["GATEWAY_LEDGER_PATH"] = str(self.config.ledger_path)
         return env
 
     def _process(
@@ -418,6 +443,17 @@ class Stack:
         self.queue_urls = {"payments": queues.queue_url, "payments-dlq": queues.dlq_url}
         return self.queue_urls
 
+    def start_gateway(self, *, wait: bool = True) -> ManagedProcess:
+        """The payment provider's API (gateway simulator), with its durable ledger."""
+        self.config.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        gateway = self._process(
+            "gateway",
+            [PYTHON, "-m", "gateway_simulator"],
+            health_url=f"{self.config.urls['gateway']}/health",
+        )
+        gateway.start(wait=wait, cancel=self.cancel)
+        return gateway
+
     def start_web_service(self, name: str, *, wait: bool = True) -> ManagedProcess:
         package = name.replace("-", "_")
         port = self.config.customers_port if name == "customers-service" else self.config.orders_port
@@ -491,7 +527,8 @@ class Stack:
         if busy:
             raise StackError(
                 f"port(s) already in use: {', '.join(busy)}. Another `make run`? Stop it, or choose other "
-                "ports, e.g. `BFF_PORT=3100 CUSTOMERS_PORT=3101 ORDERS_PORT=3102 SQS_PORT=4576 make run`."
+                "ports, e.g. `BFF_PORT=3100 CUSTOMERS_PORT=3101 ORDERS_PORT=3102 SQS_PORT=4576 GATEWAY_PORT=3103 "
+                "make run`."
             )
 
     def _start_together(self, *starters: Callable[..., ManagedProcess]) -> None:
@@ -503,8 +540,10 @@ class Stack:
         try:
             self.check_ports()
             sqs = self.start_sqs(wait=False)
+            gateway = self.start_gateway(wait=False)
             self.prepare_databases(seed=seed)
             sqs.wait_ready(cancel=self.cancel)
+            gateway.wait_ready(cancel=self.cancel)  # before the payments poller charges through it
             self.create_queues()
             self._start_together(
                 lambda **kw: self.start_web_service("customers-service", **kw),
@@ -606,10 +645,11 @@ B2B order platform is up (Ctrl-C stops everything).
   customers-service    {urls["customers"]}   docs: {urls["customers"]}/docs
   orders-service       {urls["orders"]}   docs: {urls["orders"]}/docs
   SQS (moto)           {urls["sqs"]}   queues: payments, payments-dlq
+  payment gateway      {urls["gateway"]}   simulator, ledger: {stack.config.ledger_path}
   databases            {without_password(stack.config.customers_database_url)}
                        {without_password(stack.config.orders_database_url)}
   logs                 {stack.config.log_dir}/<process>.log
-  payments             PAYMENT_SIMULATION_MODE={env.get("PAYMENT_SIMULATION_MODE") or "random"}
+  payments             PAYMENT_SIMULATION_MODE={env.get("PAYMENT_SIMULATION_MODE") or "random"} (the gateway's)
 
 Demo logins: admin / {admin_password}
              user / {user_password}   (customer {customer_id}, "Demo Buyer Co": a customer user
@@ -630,6 +670,10 @@ Try it (bash):
 
 The order is CONFIRMED with payment PENDING at once, then PAID, or CANCELED with cancel_reason
 payment_failed (random mode approves ~70%). Resending with the same Idempotency-Key replays it.
+
+The charges the gateway made for that order (its ledger: one entry per charge, docs/payment-gateway.md):
+  curl -s -w '\n' "{urls["gateway"]}/v1/charges?order_id=$ORDER" \
+    -u "$(sed -n 's/^PAYMENT_GATEWAY_API_KEY=//p' .env):"
 """
 
 
@@ -638,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="do not echo process logs to the terminal")
     args = parser.parse_args(argv)
     config = default_config(echo=not args.quiet)
-    for name in ("USER_JWT_KEYS", "SERVICE_JWT_KEYS", "DEMO_ADMIN_PASSWORD", "DEMO_USER_PASSWORD"):
+    for name in REQUIRED_SECRETS:
         if not config.env.get(name):
             print(f"{name} is not set: run `make env` (creates .env with random secrets)", file=sys.stderr)
             return 2

@@ -535,6 +535,13 @@ IMAGES = (
         3000,
         ("python", "-m", "orchestrator.local.apigw_adapter", "--host", "0.0.0.0", "--port", "3000"),
     ),
+    ImageSpec(
+        "gateway-simulator/Dockerfile",
+        "gateway-simulator",
+        "gateway_simulator",
+        3003,
+        ("python", "-m", "gateway_simulator"),
+    ),
 )
 IMAGES_BY_DOCKERFILE = {spec.dockerfile: spec for spec in IMAGES}
 

@@ -11,6 +11,8 @@ socket stops the run, and what it was about to do is the result (host, user, dat
 - `python -m PKG.cli ...` (one-shots): runs the command until it connects to its database.
 - `python -m orchestrator.local.RUNNER ...`: parses the runner's real flags, then builds the
   Lambda's dependencies from the environment (settings, key rings, queue URLs), as a cold start does.
+- `python -m gateway_simulator`: its real settings, then the server starts until it opens its
+  SQLite ledger (the result carries the file's path).
 """
 
 from __future__ import annotations
@@ -82,6 +84,13 @@ def install_interceptors() -> None:
             return real_bind(self, address)  # an ephemeral port (urllib3's IPv6 probe): not a server
         raise Reached("listen", address=_address(address))
 
+    import sqlite3
+
+    def no_sqlite(database: Any, *_args: Any, **_kwargs: Any) -> Any:
+        raise Reached("database", path=str(database))
+
+    sqlite3.connect = no_sqlite  # type: ignore[assignment]
+
     socket.socket.connect = no_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = no_connect  # type: ignore[method-assign]
     socket.socket.bind = no_bind  # type: ignore[method-assign]
@@ -142,11 +151,38 @@ def probe_runner(module: str, args: list[str]) -> dict[str, Any]:
             "payments_queue_url": settings.payments_queue_url,
             "payments_dlq_url": settings.payments_dlq_url,
             "aws_region": settings.aws_region,
+            "payment_gateway_url": settings.payment_gateway_url,
         }
     return result
 
 
+def probe_gateway(module: str, args: list[str]) -> dict[str, Any]:
+    from gateway_simulator.config import load_settings
+
+    settings = load_settings()
+    result: dict[str, Any] = {
+        "kind": "gateway",
+        "settings": {
+            "host": settings.host,
+            "port": settings.port,
+            "ledger_path": str(settings.ledger_path),
+            "api_key": settings.api_key,
+            "mode": settings.mode,
+        },
+    }
+    sys.argv = [module, *args]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except Reached as reached:
+        return {**result, "reached": reached.what, **reached.details}
+    except SystemExit as exit_:
+        raise RuntimeError(f"{module} exited with {exit_.code}") from None
+    raise RuntimeError(f"{module} returned without opening its ledger")
+
+
 def probe_module(module: str, args: list[str]) -> dict[str, Any]:
+    if module == "gateway_simulator":
+        return probe_gateway(module, args)
     if module in LAMBDA_BUILDERS or module.startswith("orchestrator.local."):
         return probe_runner(module, args)
     sys.argv = [module, *args]

@@ -54,6 +54,7 @@ SECRET_USERS = {
     "DEMO_USER_PASSWORD": {"customers-seed"},
     "USER_JWT_KEYS": {"customers-service", "orders-service", "bff"},
     "SERVICE_JWT_KEYS": {"customers-service", "orders-service", "bff", "payments", "sweeper"},
+    "PAYMENT_GATEWAY_API_KEY": {"payment-gateway", "payments"},
 }
 
 # The database each container of ours uses: (database, user, the .env variable holding its password).
@@ -66,7 +67,7 @@ DATABASES = {
     "orders-service": ("orders_db", "orders_app", "ORDERS_DB_PASSWORD"),
 }
 
-PUBLISHED = {3000: "bff", 3001: "customers-service", 3002: "orders-service"}
+PUBLISHED = {3000: "bff", 3001: "customers-service", 3002: "orders-service", 3003: "payment-gateway"}
 
 # Start order the platform needs (more edges are allowed).
 REQUIRED_EDGES = {
@@ -82,11 +83,12 @@ REQUIRED_EDGES = {
     ("bff", "sqs-queues", "service_completed_successfully"),
     ("payments", "orders-service", "service_healthy"),
     ("payments", "sqs-queues", "service_completed_successfully"),
+    ("payments", "payment-gateway", "service_healthy"),
     ("sweeper", "orders-service", "service_healthy"),
     ("sweeper", "sqs-queues", "service_completed_successfully"),
 }
 
-LONG_RUNNING = {"mysql", "sqs", "customers-service", "orders-service", "bff", "payments", "sweeper"}
+LONG_RUNNING = {"mysql", "sqs", "customers-service", "orders-service", "bff", "payments", "sweeper", "payment-gateway"}
 ONE_SHOTS = {"customers-migrate", "orders-migrate", "customers-seed", "orders-seed", "sqs-queues"}
 
 
@@ -216,11 +218,13 @@ def container_healthcheck(service: dict) -> list[str]:
 
 
 def listening_port(service: dict) -> int | None:
-    """The port the container's process listens on: --port in its command, else PORT, else the image's."""
+    """The port the container's process listens on: --port in its command, else PORT (GATEWAY_PORT
+    for the gateway simulator), else the image's."""
     command = container_command(service)
     if "--port" in command:
         return int(command[command.index("--port") + 1])
-    port = container_env(service).get("PORT")
+    env = container_env(service)
+    port = env.get("PORT") or env.get("GATEWAY_PORT")
     return int(port) if port else None
 
 
@@ -479,7 +483,7 @@ def test_orchestrator_runners_are_configured_for_the_compose_network(compose, pr
     services = compose["services"]
     used = {
         "bff": ("customers_api_url", "orders_api_url", "payments_queue_url"),
-        "payments": ("orders_api_url", "payments_dlq_url"),
+        "payments": ("orders_api_url", "payments_dlq_url", "payment_gateway_url"),
         "sweeper": ("orders_api_url", "payments_queue_url"),
     }
     for name, keys in used.items():
@@ -504,6 +508,9 @@ def test_orchestrator_runners_are_configured_for_the_compose_network(compose, pr
         ("customers-seed", {"APP_ENV": "production"}, "exited with 2"),
         ("bff", {"PAYMENTS_QUEUE_URL": None}, "PAYMENTS_QUEUE_URL"),
         ("payments", {"PAYMENTS_DLQ_URL": None}, "PAYMENTS_DLQ_URL"),
+        ("payments", {"PAYMENT_GATEWAY_API_KEY": None}, "PAYMENT_GATEWAY_API_KEY"),
+        ("payment-gateway", {"PAYMENT_GATEWAY_API_KEY": None}, "PAYMENT_GATEWAY_API_KEY"),
+        ("payment-gateway", {"PAYMENT_SIMULATION_MODE": "sometimes"}, "PAYMENT_SIMULATION_MODE"),
         ("sweeper", {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}, "network"),
     ],
 )
@@ -518,6 +525,21 @@ def test_probe_fails_when_the_environment_is_incomplete(compose, tmp_path, servi
     result = probe(container_command(target), env, tmp_path)
     assert not result["ok"]
     assert expected in result["error"] + result.get("output", "")
+
+
+def test_the_payment_gateway_keeps_its_ledger_on_its_volume_and_serves_where_payments_call(compose, probes, dotenv):
+    service = compose["services"]["payment-gateway"]
+    result = probes["payment-gateway"]
+    assert result["settings"]["host"] == "0.0.0.0" and result["settings"]["port"] == listening_port(service) == 3003
+    assert result["settings"]["api_key"] == dotenv["PAYMENT_GATEWAY_API_KEY"]
+    ledger = result["reached"] == "database" and result["path"]
+    assert ledger == result["settings"]["ledger_path"] == "/data/gateway-ledger.db"
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in service["volumes"]}
+    assert mounts["/data"] in compose["volumes"], "the ledger must be on a named volume"
+    payments = container_env(compose["services"]["payments"])
+    assert payments["PAYMENT_GATEWAY_URL"] == "http://payment-gateway:3003"
+    assert payments["PAYMENT_GATEWAY_API_KEY"] == dotenv["PAYMENT_GATEWAY_API_KEY"]
+    assert "PAYMENT_SIMULATION_MODE" not in payments  # the simulator decides, not the Lambda
 
 
 def test_queue_urls_match_what_the_queue_tool_creates(compose):

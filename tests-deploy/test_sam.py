@@ -84,3 +84,122 @@ def test_deploy_workflow_builds_with_the_functions_runtime():
     workflow = (WORKFLOWS_DIR / "deploy.yml").read_text()
     assert runtime_problems(TEMPLATE.read_text(), workflow) == []
     assert runtime_problems(TEMPLATE.read_text(), workflow.replace('"3.12"', '"3.11"'))
+
+
+# --- parameters, the payment gateway's wiring --------------------------------------------------
+
+
+class _TaggedCfnLoader(yaml.SafeLoader):
+    """Reads !Ref X as {"Ref": X} and !Sub/!GetAtt/... as {"Fn::Sub": ...}: values a test can inspect."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
+
+
+_TaggedCfnLoader.add_multi_constructor("!", _tagged)
+
+
+def load_template(text: str | None = None) -> dict:
+    return yaml.load(text if text is not None else TEMPLATE.read_text(), Loader=_TaggedCfnLoader)
+
+
+def functions(template: dict) -> dict[str, dict]:
+    return {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def secret_readers(template: dict) -> dict[str, set[str]]:
+    """Secret name parameter → the functions that may read it (GetSecretValue policies)."""
+    readers: dict[str, set[str]] = {}
+    for name, properties in functions(template).items():
+        for policy in properties.get("Policies") or []:
+            statement = policy.get("AWSSecretsManagerGetSecretValuePolicy") if isinstance(policy, dict) else None
+            if statement:
+                for parameter in re.findall(r"\$\{(\w+SecretName)\}", str(statement["SecretArn"])):
+                    readers.setdefault(parameter, set()).add(name)
+    return readers
+
+
+def gateway_wiring_problems(template: dict) -> list[str]:
+    problems = []
+    parameters = template["Parameters"]
+    pattern = parameters.get("PaymentGatewayUrl", {}).get("AllowedPattern", "")
+    if not (re.fullmatch(pattern, "https://pay.example.com") and not re.fullmatch(pattern, "http://pay.example.com")):
+        problems.append(f"PaymentGatewayUrl must take https URLs only, pattern {pattern!r}")
+    env = functions(template)["PaymentsFunction"]["Environment"]["Variables"]
+    if env.get("PAYMENT_GATEWAY_URL") != {"Ref": "PaymentGatewayUrl"}:
+        problems.append(f"PaymentsFunction PAYMENT_GATEWAY_URL is {env.get('PAYMENT_GATEWAY_URL')}")
+    if env.get("PAYMENT_GATEWAY_API_KEY_SECRET_ID") != {"Ref": "PaymentGatewayApiKeySecretName"}:
+        problems.append("PaymentsFunction lacks PAYMENT_GATEWAY_API_KEY_SECRET_ID from PaymentGatewayApiKeySecretName")
+    readers = secret_readers(template).get("PaymentGatewayApiKeySecretName", set())
+    if readers != {"PaymentsFunction"}:
+        problems.append(f"the gateway's API key must be readable by PaymentsFunction only, not {sorted(readers)}")
+    if "PAYMENT_GATEWAY" in str(template.get("Globals")):
+        problems.append("the gateway's settings belong to PaymentsFunction, not Globals")
+    if "SIMULATION" in str(template).upper():
+        problems.append("the payment simulation lives in the gateway simulator, not in the Lambdas")
+    return problems
+
+
+def test_the_payments_function_reaches_the_gateway_over_https_with_its_own_secret():
+    assert gateway_wiring_problems(load_template()) == []
+    template = load_template()
+    assert secret_readers(template)["ServiceJwtKeysSecretName"] == set(functions(template))
+    assert secret_readers(template)["UserJwtKeysSecretName"] == {"OrchestratorFunction"}
+
+
+def test_gateway_wiring_check_catches_mistakes():
+    text = TEMPLATE.read_text()
+    leaky = text.replace(
+        "        - SQSSendMessagePolicy:\n            QueueName: !GetAtt PaymentsQueue.QueueName\n",
+        "        - SQSSendMessagePolicy:\n            QueueName: !GetAtt PaymentsQueue.QueueName\n"
+        "        - AWSSecretsManagerGetSecretValuePolicy:\n"
+        "            SecretArn: !Sub arn:aws:secretsmanager:::secret:${PaymentGatewayApiKeySecretName}-??????\n",
+        1,
+    )
+    plain_http = text.replace('AllowedPattern: "^https://', 'AllowedPattern: "^https?://', 1)
+    unwired = text.replace("PAYMENT_GATEWAY_URL: !Ref PaymentGatewayUrl", "PAYMENT_GATEWAY_URL: http://127.0.0.1:3003")
+    for broken in (leaky, plain_http, unwired):
+        assert broken != text, "an edit no longer applies: update the test"
+        assert gateway_wiring_problems(load_template(broken))
+
+
+def override_problems(template: dict, config: dict) -> list[str]:
+    """Every samconfig parameter override names a template parameter and fits its constraints,
+    and every parameter without a default is given, in each deploy environment."""
+    problems = []
+    parameters = template["Parameters"]
+    required = {name for name, spec in parameters.items() if "Default" not in spec}
+    for environment in ("staging", "production"):
+        overrides = config[environment]["deploy"]["parameters"]["parameter_overrides"]
+        given = dict(item.split("=", 1) for item in overrides)
+        for name, value in given.items():
+            spec = parameters.get(name)
+            if spec is None:
+                problems.append(f"{environment}: {name} is not a parameter of template.yaml")
+                continue
+            if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+                problems.append(f"{environment}: {name}={value} is not one of {spec['AllowedValues']}")
+            if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
+                problems.append(f"{environment}: {name}={value} does not match {spec['AllowedPattern']}")
+        problems += [f"{environment}: {name} (no default) is not given" for name in sorted(required - set(given))]
+    return problems
+
+
+def test_samconfig_overrides_name_real_parameters_and_give_every_required_one():
+    config = tomllib.loads(SAMCONFIG.read_text())
+    assert override_problems(load_template(), config) == []
+    stale = tomllib.loads(SAMCONFIG.read_text().replace('"PaymentGatewayUrl=https://', '"PaymentGatewayUrl=http://', 1))
+    assert override_problems(load_template(), stale)
+    removed = tomllib.loads(SAMCONFIG.read_text().replace('"Environment=staging",', '"PaymentSimulationMode=random",'))
+    assert len(override_problems(load_template(), removed)) == 2  # unknown name, Environment missing

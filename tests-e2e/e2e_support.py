@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from gateway_simulator.testing import GatewayControl, new_api_key
 from servicekit.testing import ThrowawayDatabase, free_port, random_key_ring_value
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,11 @@ class E2eStack:
         return self.stack.config.urls["orders"]
 
     @property
+    def gateway(self) -> GatewayControl:
+        """The payment gateway simulator: its ledger (`charges(order_id)`) and `set_faults(...)`."""
+        return GatewayControl(self.stack.config.urls["gateway"], self.env["PAYMENT_GATEWAY_API_KEY"])
+
+    @property
     def queue_url(self) -> str:
         return self.stack.queue_urls["payments"]
 
@@ -103,6 +109,7 @@ def running_stack(
         "DEMO_ADMIN_PASSWORD": secrets.token_urlsafe(12),
         "DEMO_USER_PASSWORD": secrets.token_urlsafe(12),
         "PAYMENT_SIMULATION_MODE": "always_succeed",
+        "PAYMENT_GATEWAY_API_KEY": new_api_key(),
         # Fail fast against a dead dependency: these tests stop some on purpose.
         "DOWNSTREAM_CONNECT_TIMEOUT_SECONDS": "0.5",
         "DOWNSTREAM_TIMEOUT_SECONDS": "10",
@@ -120,6 +127,8 @@ def running_stack(
         customers_port=free_port(),
         orders_port=free_port(),
         sqs_port=sqs_port,
+        gateway_port=free_port(),
+        gateway_ledger_path=log_dir / "gateway-ledger.db",
         web_workers=2,
         web_threads=4,
         bff_environments=3,

@@ -18,6 +18,7 @@ import pytest
 import requests
 from e2e_support import ROOT, Bff, wait_for
 
+from gateway_simulator.testing import GatewayControl, new_api_key
 from servicekit.testing import free_port, random_key_ring_value
 
 BANNER = "B2B order platform is up"
@@ -59,7 +60,7 @@ def alive(pid: int, cmdline: str) -> bool:
 
 @pytest.fixture
 def make_run(tmp_path):
-    ports = {name: free_port() for name in ("BFF_PORT", "CUSTOMERS_PORT", "ORDERS_PORT", "SQS_PORT")}
+    ports = {name: free_port() for name in ("BFF_PORT", "CUSTOMERS_PORT", "ORDERS_PORT", "SQS_PORT", "GATEWAY_PORT")}
     env = {
         **os.environ,
         **{name: str(port) for name, port in ports.items()},
@@ -71,6 +72,7 @@ def make_run(tmp_path):
         "SERVICE_JWT_KEYS": random_key_ring_value("s1"),
         "DEMO_ADMIN_PASSWORD": secrets.token_urlsafe(12),
         "DEMO_USER_PASSWORD": secrets.token_urlsafe(12),
+        "PAYMENT_GATEWAY_API_KEY": new_api_key(),
         "PAYMENT_SIMULATION_MODE": "random",
     }
     process = subprocess.Popen(
@@ -135,9 +137,14 @@ def test_make_run_on_sqlite_serves_the_main_flow_and_stops_cleanly_on_ctrl_c(mak
     assert settled["payment_status"] in {"SUCCEEDED", "FAILED"}
     if settled["status"] == "CANCELED":
         assert settled["cancel_reason"] == "payment_failed"
+    gateway = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+    assert f"payment gateway      {gateway}" in text and f"{gateway}/v1/charges?order_id=$ORDER" in text
+    assert (tmp_path / "var" / "gateway-ledger.db").exists()
+    (charge,) = GatewayControl(gateway, env["PAYMENT_GATEWAY_API_KEY"]).charges(order_id)
+    assert charge["outcome"] == ("succeeded" if settled["status"] == "PAID" else "failed")
 
     children = descendants(process.pid)
-    assert len(children) >= 8, children  # moto, 2 gunicorn masters + workers, adapter + environment, poller, sweeper
+    assert len(children) >= 9, children  # moto, gateway, 2 gunicorn masters + workers, adapter + env, poller, sweeper
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0, "".join(output)

@@ -53,21 +53,24 @@ def test_login_list_products_create_and_confirm_then_paid(stack, admin, user):
     assert paid["paid_at"] and paid["paid_at"].endswith("Z")
     assert admin.stock(product["id"]) == 47
     assert len(applied_outcomes(stack, order["id"])) == 1
+    (charge,) = stack.gateway.charges(order["id"])  # the provider charged the order once, for its total
+    assert (charge["outcome"], charge["amount_cents"]) == ("succeeded", 3_750)
 
 
 def test_declined_payment_cancels_the_order_and_returns_the_stock(stack, admin, user):
     product = admin.new_product(stock=10)
-    stack.stack.restart("payments", env={"PAYMENT_SIMULATION_MODE": "always_fail"})
+    stack.stack.restart("gateway", env={"PAYMENT_SIMULATION_MODE": "always_fail"})
     try:
         answer = user.place([{"product_id": product["id"], "qty": 4}])
         assert answer.status_code == 201, answer.text
         order_id = answer.json()["data"]["order"]["id"]
         canceled = user.wait_for_order(order_id, {"PAID", "CANCELED"})
     finally:
-        stack.stack.restart("payments", env={"PAYMENT_SIMULATION_MODE": "always_succeed"})
+        stack.stack.restart("gateway", env={"PAYMENT_SIMULATION_MODE": "always_succeed"})
     assert (canceled["status"], canceled["payment_status"]) == ("CANCELED", "FAILED")
     assert canceled["cancel_reason"] == "payment_failed" and canceled["paid_at"] is None
     assert admin.stock(product["id"]) == 10
+    assert [c["outcome"] for c in stack.gateway.charges(order_id)] == ["failed"]
 
 
 def test_cart_checkout_settles_and_empties_the_cart(stack, admin, user):
@@ -135,7 +138,7 @@ def test_request_id_reaches_every_process_log(stack, admin, user):
         return [r for r in stack.records(process) if r.get("request_id") == request_id]
 
     def logged_everywhere() -> bool:
-        return all(lines(p) for p in ("bff", "customers-service", "orders-service", "payments"))
+        return all(lines(p) for p in ("bff", "customers-service", "orders-service", "payments", "gateway"))
 
     wait_for(logged_everywhere, timeout=10, what=f"{request_id} in every log")
     assert {r["path"] for r in lines("customers-service") if r.get("event") == "http_request"} == {
@@ -145,6 +148,8 @@ def test_request_id_reaches_every_process_log(stack, admin, user):
     assert {"/orders", f"/orders/{order_id}/confirm", f"/internal/orders/{order_id}/payment-outcome"} <= orders_paths
     assert any(r.get("message") == "payment_outcome_recorded" for r in lines("payments"))
     assert any(r.get("message") == "http_request" for r in lines("bff"))
+    charged = [r for r in lines("gateway") if r.get("event") == "http_request" and r["path"] == "/v1/charges"]
+    assert charged and charged[0]["order_id"] == order_id and charged[0]["status"] == 200
     assert all(r["timestamp"].endswith("Z") for p in ("bff", "payments", "orders-service") for r in lines(p))
 
 

@@ -1,8 +1,9 @@
 """Every setting of the three Lambdas and their local runtime, read from the environment here only.
 
-Secrets (the JWT key rings) are resolved lazily, by the function that needs them: the payments
-Lambda never needs the user ring, so it must not fail for lack of it. In AWS a ring comes from
-Secrets Manager or SSM (`*_SECRET_ID`); locally the plain variable wins.
+Secrets (the JWT key rings, the payment gateway's API key) are resolved lazily, by the function
+that needs them: the payments Lambda never needs the user ring, so it must not fail for lack of
+it. In AWS a secret comes from Secrets Manager or SSM (`*_SECRET_ID`); locally the plain variable
+wins.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from functools import cache
 from servicekit.auth import KeyRing
 from servicekit.config import ConfigError, env_float, env_int, env_str
 
-PAYMENT_SIMULATION_MODES = ("random", "rule_based", "always_succeed", "always_fail")
 METRICS_NAMESPACE = "B2BPlatform"
 
 
@@ -70,9 +70,10 @@ class Settings:
     downstream_retries: int
     sqs_send_max_retries: int
     idempotency_in_flight_max_wait_seconds: float
-    payment_simulation_mode: str
-    payment_success_rate: float
-    payment_rule_max_amount_cents: int
+    payment_gateway_url: str
+    payment_gateway_api_key: SecretSource
+    payment_gateway_timeout_seconds: float
+    payment_gateway_retries: int
     payment_grace_seconds: int
     payment_processing_grace_seconds: int
     sweeper_batch_limit: int
@@ -104,9 +105,9 @@ def _secret(name: str, environ: Mapping[str, str] | None) -> SecretSource:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    mode = (env_str("PAYMENT_SIMULATION_MODE", "random", environ=environ) or "random").lower()
-    if mode not in PAYMENT_SIMULATION_MODES:
-        raise ConfigError(f"PAYMENT_SIMULATION_MODE must be one of {', '.join(PAYMENT_SIMULATION_MODES)}, got {mode!r}")
+    gateway_url = (env_str("PAYMENT_GATEWAY_URL", "http://127.0.0.1:3003", environ=environ) or "").rstrip("/")
+    if not gateway_url.startswith(("http://", "https://")):
+        raise ConfigError(f"PAYMENT_GATEWAY_URL must be an http(s) URL, got {gateway_url!r}")
     return Settings(
         service_name=env_str("POWERTOOLS_SERVICE_NAME", "orchestrator", environ=environ) or "orchestrator",
         log_level=(env_str("LOG_LEVEL", "INFO", environ=environ) or "INFO").upper(),
@@ -128,11 +129,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         idempotency_in_flight_max_wait_seconds=env_float(
             "IDEMPOTENCY_IN_FLIGHT_MAX_WAIT_SECONDS", 5.0, minimum=0, maximum=20, environ=environ
         ),
-        payment_simulation_mode=mode,
-        payment_success_rate=env_float("PAYMENT_SUCCESS_RATE", 0.7, minimum=0.0, maximum=1.0, environ=environ),
-        payment_rule_max_amount_cents=env_int(
-            "PAYMENT_RULE_MAX_AMOUNT_CENTS", 1_000_000, minimum=0, maximum=10**12, environ=environ
+        payment_gateway_url=gateway_url,
+        payment_gateway_api_key=_secret("PAYMENT_GATEWAY_API_KEY", environ),
+        payment_gateway_timeout_seconds=env_float(
+            "PAYMENT_GATEWAY_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60, environ=environ
         ),
+        payment_gateway_retries=env_int("PAYMENT_GATEWAY_RETRIES", 2, minimum=0, maximum=10, environ=environ),
         payment_grace_seconds=env_int("PAYMENT_GRACE_SECONDS", 120, minimum=0, environ=environ),
         payment_processing_grace_seconds=env_int("PAYMENT_PROCESSING_GRACE_SECONDS", 300, minimum=0, environ=environ),
         sweeper_batch_limit=env_int("SWEEPER_BATCH_LIMIT", 100, minimum=1, maximum=100, environ=environ),

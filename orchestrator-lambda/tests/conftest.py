@@ -18,6 +18,7 @@ os.environ.setdefault("AWS_REGION", "us-east-1")
 import orjson
 import requests
 
+from gateway_simulator.testing import SimulatorProcess
 from orchestrator.bff.dependencies import BffDependencies, build_dependencies, use_dependencies
 from orchestrator.bff.handler import lambda_handler as bff_handler
 from orchestrator.config import Settings, load_settings
@@ -159,3 +160,13 @@ def moto_server() -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+# --- the payment gateway simulator (a real process) ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def gateway_simulator(tmp_path_factory) -> Iterator[SimulatorProcess]:
+    """`python -m gateway_simulator`, approving every charge; tests reset its faults themselves."""
+    with SimulatorProcess(tmp_path_factory.mktemp("gateway") / "ledger.db", mode="always_succeed") as gateway:
+        yield gateway

@@ -34,6 +34,15 @@ def problem(status: int, code: str, **extra: Any) -> dict[str, Any]:
     return {"type": f"urn:x:{code}", "title": code, "status": status, "detail": code, "code": code, **extra}
 
 
+def _parse_body(raw: bytes, content_type: str) -> Any:
+    """JSON bodies parsed; form bodies as a dict; anything else as text."""
+    if not raw:
+        return None
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return dict(parse_qsl(raw.decode()))
+    return orjson.loads(raw)
+
+
 class StubService:
     """A real HTTP server answering from registered `(method, path regex) -> responder` rules."""
 
@@ -55,7 +64,7 @@ class StubService:
                     parts.path,
                     dict(parse_qsl(parts.query)),
                     {k.lower(): v for k, v in self.headers.items()},
-                    orjson.loads(raw) if raw else None,
+                    _parse_body(raw, self.headers.get("Content-Type") or ""),
                 )
                 with stub._lock:
                     stub.requests.append(request)

@@ -16,7 +16,8 @@ def test_defaults():
     assert settings.customers_api_url == "http://127.0.0.1:3001"
     assert settings.orders_api_url == "http://127.0.0.1:3002"
     assert settings.aws_region == "us-east-1"
-    assert settings.payment_simulation_mode == "random" and settings.payment_success_rate == 0.7
+    assert settings.payment_gateway_url == "http://127.0.0.1:3003"
+    assert (settings.payment_gateway_timeout_seconds, settings.payment_gateway_retries) == (5.0, 2)
     assert settings.payment_grace_seconds == 120
     assert (settings.downstream_connect_timeout_seconds, settings.downstream_timeout_seconds) == (1.0, 5.0)
     assert (settings.downstream_retries, settings.sqs_send_max_retries) == (2, 3)
@@ -34,8 +35,9 @@ def test_queue_url_aliases():
 @pytest.mark.parametrize(
     "environ",
     [
-        {"PAYMENT_SIMULATION_MODE": "sometimes"},
-        {"PAYMENT_SUCCESS_RATE": "1.5"},
+        {"PAYMENT_GATEWAY_URL": "ftp://gateway"},
+        {"PAYMENT_GATEWAY_TIMEOUT_SECONDS": "0"},
+        {"PAYMENT_GATEWAY_RETRIES": "-1"},
         {"DOWNSTREAM_RETRIES": "many"},
         {"PAYMENT_GRACE_SECONDS": "-1"},
     ],
@@ -48,6 +50,8 @@ def test_bad_values_refuse_to_start(environ):
 def test_secrets_have_no_default():
     with pytest.raises(ConfigError, match="USER_JWT_KEYS"):
         load_settings({}).user_jwt_keys.key_ring()
+    with pytest.raises(ConfigError, match="PAYMENT_GATEWAY_API_KEY"):
+        load_settings({}).payment_gateway_api_key.resolve()
 
 
 def test_plain_env_wins_over_the_secret_id():
@@ -83,3 +87,12 @@ def test_rings_come_from_secrets_manager_and_ssm(aws):
     assert settings.user_jwt_keys.key_ring().signing_kid == "sm"
     assert settings.service_jwt_keys.key_ring().signing_kid == "ssm"
     assert fetch_secret("b2b/user-jwt-keys") == user_ring
+
+
+def test_the_payment_gateway_key_comes_from_secrets_manager(aws):
+    arn = boto3.client("secretsmanager").create_secret(
+        Name="b2b/payment-gateway-api-key", SecretString="sk_live_from_secrets_manager\n"
+    )["ARN"]
+    settings = load_settings({"PAYMENT_GATEWAY_API_KEY_SECRET_ID": arn, "PAYMENT_GATEWAY_URL": "https://pay.example/"})
+    assert settings.payment_gateway_api_key.resolve() == "sk_live_from_secrets_manager"
+    assert settings.payment_gateway_url == "https://pay.example"

@@ -23,7 +23,7 @@ from orchestrator.local.sqs_poller import SqsPoller
 from orchestrator.payments.handler import build_processor, lambda_handler, use_processor
 from orchestrator.sqs import make_sqs_client
 
-from .test_payments import FakeGateway, OrdersPayments, payment
+from .test_payments import OrdersPayments, payment
 
 REPO = Path(__file__).resolve().parents[2]
 VISIBILITY = 1
@@ -165,12 +165,20 @@ def test_redrive_tool_moves_dlq_messages_back(sqs, queues, aws_env):
     assert drain(sqs, queues.dlq_url) == []
 
 
-def test_payments_lambda_behind_the_poller(sqs, queues, environ, orders, aws_env):
+def test_payments_lambda_behind_the_poller(sqs, queues, environ, orders, aws_env, gateway_simulator):
     store = OrdersPayments(orders, unknown={404}, statuses={7: 503})
-    settings = load_settings({**environ, "PAYMENTS_DLQ_URL": queues.dlq_url})
+    gateway_simulator.set_faults()
+    settings = load_settings(
+        {
+            **environ,
+            "PAYMENTS_DLQ_URL": queues.dlq_url,
+            "PAYMENT_GATEWAY_URL": gateway_simulator.base_url,
+            "PAYMENT_GATEWAY_API_KEY": gateway_simulator.api_key,
+        }
+    )
     # The Lambda's own client (its short timeouts fit the time budget), on the same moto server.
     client = make_sqs_client(settings, endpoint_url=aws_env["AWS_ENDPOINT_URL_SQS"])
-    use_processor(build_processor(settings, sqs_client=client, gateway=FakeGateway()))
+    use_processor(build_processor(settings, sqs_client=client))
     try:
         send(sqs, queues.queue_url, orjson.dumps(payment(1)).decode(), request_id="req-good")
         send(sqs, queues.queue_url, orjson.dumps(payment(404)).decode(), request_id="req-poison")
@@ -193,6 +201,11 @@ def test_payments_lambda_behind_the_poller(sqs, queues, environ, orders, aws_env
         assert [m["MessageAttributes"]["request_id"]["StringValue"] for m in dead] == ["req-transient"]
         assert "dlq_reason" not in dead[0]["MessageAttributes"]
         assert len(orders.calls("POST", r"/internal/orders/7/payment-claim")) == MAX_RECEIVES * 2  # 1 retry each
+        # Charged through the real gateway simulator: once, under the claimed attempt id; the
+        # order that could never be claimed was never charged.
+        charges = gateway_simulator.charges(order_id=1)
+        assert [(c["outcome"], c["idempotency_key"]) for c in charges] == [("succeeded", "pay_1")]
+        assert gateway_simulator.charges(order_id=7) == []
     finally:
         use_processor(None)
 

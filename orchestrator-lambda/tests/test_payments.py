@@ -1,5 +1,5 @@
 """Payments Lambda: claim before charge, one charge per attempt, partial batch failures, poison
-messages to the DLQ, the time budget, the simulated gateway."""
+messages to the DLQ, the time budget (the HTTP gateway itself: test_http_gateway.py)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,10 @@ import pytest
 from orchestrator.config import load_settings
 from orchestrator.local.lambda_context import LocalLambdaContext
 from orchestrator.payment_events import PaymentRequested
-from orchestrator.payments.gateway import (
-    ChargeRequest,
-    GatewayRejected,
-    GatewayUnavailable,
-    PaymentResult,
-    SimulatedPaymentGateway,
-    stable_draw,
-)
 from orchestrator.payments.handler import build_processor, lambda_handler, use_processor
 
 from .conftest import DLQ_URL
+from .fake_gateway import FakeGateway
 from .stubs import FakeSqs, problem
 
 
@@ -115,36 +108,6 @@ class OrdersPayments:
 
         orders.on("POST", r"/internal/orders/(\d+)/payment-claim", claim)
         orders.on("POST", r"/internal/orders/(\d+)/payment-outcome", record)
-
-
-class FakeGateway:
-    """The provider's contract in memory: one charge per idempotency key, whatever is asked again.
-
-    `unavailable`: how many calls fail before one gets through (the charge may be made and its
-    answer lost: `lose_answer`); `declined`: orders the provider declines; `rejected`: requests it
-    refuses as malformed."""
-
-    def __init__(self, *, declined=(), rejected=(), unavailable: int = 0, lose_answer: bool = False) -> None:
-        self.charges: dict[str, ChargeRequest] = {}
-        self.calls: list[tuple[ChargeRequest, float | None]] = []
-        self.declined, self.rejected = set(declined), set(rejected)
-        self.unavailable, self.lose_answer = unavailable, lose_answer
-
-    def charge(self, request: ChargeRequest, *, deadline: float | None = None) -> PaymentResult:
-        self.calls.append((request, deadline))
-        if request.order_id in self.rejected:
-            raise GatewayRejected("amount must be positive")
-        replayed = request.idempotency_key in self.charges
-        if not replayed and (self.unavailable == 0 or self.lose_answer):
-            self.charges[request.idempotency_key] = request
-        if self.unavailable > 0:
-            self.unavailable -= 1
-            raise GatewayUnavailable("the answer was lost" if self.lose_answer else "503 from the provider")
-        first = self.charges[request.idempotency_key]
-        reference = f"ch_{first.idempotency_key}"
-        if first.order_id in self.declined:
-            return PaymentResult("failed", reference, "card_declined", replayed=replayed)
-        return PaymentResult("succeeded", reference, replayed=replayed)
 
 
 @pytest.fixture
@@ -320,43 +283,3 @@ def test_payments_call_orders_service_as_payments(payments, orders, tokens, key_
         KeyRing.parse(key_rings["SERVICE_JWT_KEYS"]), token, audience="orders-service", issuers=["payments"]
     )
     assert claims["sub"] == "payments"
-
-
-# --- the simulated gateway ---------------------------------------------------------------------
-
-
-def request(order_id: int, amount_cents: int = 500) -> ChargeRequest:
-    return ChargeRequest(
-        idempotency_key=f"order-{order_id}", order_id=order_id, customer_id=1, amount_cents=amount_cents
-    )
-
-
-def test_random_mode_is_stable_per_order_and_honours_the_rate():
-    gateway = SimulatedPaymentGateway("random", success_rate=0.7)
-    outcomes = [gateway.charge(request(n)).outcome for n in range(1, 2001)]
-    assert outcomes == [gateway.charge(request(n)).outcome for n in range(1, 2001)]
-    assert 0.65 < outcomes.count("succeeded") / len(outcomes) < 0.75
-    assert all(
-        SimulatedPaymentGateway("random", success_rate=1.0).charge(request(n)).outcome == "succeeded"
-        for n in range(1, 50)
-    )
-    assert all(
-        SimulatedPaymentGateway("random", success_rate=0.0).charge(request(n)).outcome == "failed" for n in range(1, 50)
-    )
-    assert 0 <= stable_draw(1) < 1 and stable_draw(1) == stable_draw(1) != stable_draw(2)
-
-
-def test_rule_based_mode_declines_over_the_limit():
-    gateway = SimulatedPaymentGateway("rule_based", max_amount_cents=1_000_000)
-    assert gateway.charge(request(1, 1_000_000)).outcome == "succeeded"
-    declined = gateway.charge(request(1, 1_000_001))
-    assert declined.outcome == "failed" and declined.reason == "amount_over_limit"
-
-
-def test_fixed_modes_and_stable_references():
-    assert SimulatedPaymentGateway("always_succeed").charge(request(3)).outcome == "succeeded"
-    failed = SimulatedPaymentGateway("always_fail").charge(request(3))
-    assert failed.outcome == "failed" and failed.reason == "simulated_decline"
-    assert failed.reference == SimulatedPaymentGateway("always_succeed").charge(request(3)).reference
-    with pytest.raises(ValueError):
-        SimulatedPaymentGateway("sometimes")

@@ -48,6 +48,35 @@ def test_make_env_fills_every_secret_and_keeps_the_rest(env_file, tmp_path):
     assert all(line.split("=", 1)[1].split("#")[0].strip() == "" for line in example_secrets)
 
 
+def test_make_env_adds_only_the_secrets_an_existing_file_lacks(env_file):
+    generated = values(env_file)
+    assert (
+        generated["PAYMENT_GATEWAY_API_KEY"].startswith("sk_test_") and len(generated["PAYMENT_GATEWAY_API_KEY"]) > 30
+    )
+    # An older .env: no gateway key, a value the developer changed.
+    lines = [line for line in env_file.read_text().splitlines() if not line.startswith("PAYMENT_GATEWAY_API_KEY=")]
+    env_file.write_text("\n".join(lines).replace("CANCEL_WINDOW_SECONDS=600", "CANCEL_WINDOW_SECONDS=30"))
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "make_env.py"), "--output", str(env_file), "--add-missing"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "added PAYMENT_GATEWAY_API_KEY" in result.stdout
+    updated = values(env_file)
+    assert updated["PAYMENT_GATEWAY_API_KEY"].startswith("sk_test_")
+    assert updated["PAYMENT_GATEWAY_API_KEY"] != generated["PAYMENT_GATEWAY_API_KEY"]
+    assert updated["CANCEL_WINDOW_SECONDS"] == "30" and updated["USER_JWT_KEYS"] == generated["USER_JWT_KEYS"]
+    assert set(updated) == set(generated)
+    again = subprocess.run(
+        [sys.executable, str(SCRIPTS / "make_env.py"), "--output", str(env_file), "--add-missing"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "has every secret" in again.stdout and values(env_file) == updated
+
+
 def test_minted_service_token_verifies(env_file):
     # No ring in the environment and none in the env file (not the repository's .env, which
     # `make run` creates: the test must not depend on it).

@@ -10,11 +10,13 @@ orders-service) as that key, so every retry of one order's payment ends in one c
   flight): retry later with the same key.
 - `GatewayRejected`: the provider refused the request itself (bad parameters, key reused with
   other parameters): retrying cannot help.
+
+`http_gateway.HttpPaymentGateway` implements it over the provider's HTTP API; locally that API is
+the gateway simulator (`gateway-simulator/`, docs/payment-gateway.md).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -51,41 +53,3 @@ class PaymentGateway(Protocol):
         """Charge once per `request.idempotency_key`. `deadline` is a `time.monotonic()` instant
         the call (its timeouts and retries together) must not outlive."""
         ...
-
-
-# --- in-process simulation (replaced by the HTTP gateway simulator) ----------------------------
-
-SIMULATION_MODES = ("random", "rule_based", "always_succeed", "always_fail")
-
-
-def stable_draw(order_id: int) -> float:
-    """A number in [0, 1) that depends only on the order."""
-    digest = hashlib.sha256(f"payment:{order_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-class SimulatedPaymentGateway:
-    """Decides from the request alone (seeded by `order_id`), so a retry gets the same answer."""
-
-    def __init__(self, mode: str, *, success_rate: float = 0.7, max_amount_cents: int = 1_000_000) -> None:
-        if mode not in SIMULATION_MODES:
-            raise ValueError(f"unknown simulation mode {mode!r}")
-        self.mode = mode
-        self.success_rate = success_rate
-        self.max_amount_cents = max_amount_cents
-
-    def charge(self, request: ChargeRequest, *, deadline: float | None = None) -> PaymentResult:
-        reference = "sim_" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:24]
-        decline = self._decline_reason(request)
-        if decline:
-            return PaymentResult("failed", reference, decline)
-        return PaymentResult("succeeded", reference)
-
-    def _decline_reason(self, request: ChargeRequest) -> str | None:
-        if self.mode == "always_succeed":
-            return None
-        if self.mode == "always_fail":
-            return "simulated_decline"
-        if self.mode == "rule_based":
-            return "amount_over_limit" if request.amount_cents > self.max_amount_cents else None
-        return None if stable_draw(request.order_id) < self.success_rate else "simulated_random_decline"

@@ -14,7 +14,8 @@ from ..clients import orders_client, service_minter
 from ..config import Settings, get_settings
 from ..observability import logger, metrics, tracer
 from ..sqs import SqsSender, make_sqs_client
-from .gateway import PaymentGateway, SimulatedPaymentGateway
+from .gateway import PaymentGateway
+from .http_gateway import HttpPaymentGateway
 from .processor import DeadLetterQueue, PaymentProcessor
 
 CALLER = "payments"
@@ -34,13 +35,20 @@ def build_processor(
     sender = SqsSender(sqs_client or make_sqs_client(settings), max_retries=settings.sqs_send_max_retries)
     return PaymentProcessor(
         orders=orders_client(settings, service_minter(settings, CALLER, fetch_secret)),
-        gateway=gateway
-        or SimulatedPaymentGateway(
-            settings.payment_simulation_mode,
-            success_rate=settings.payment_success_rate,
-            max_amount_cents=settings.payment_rule_max_amount_cents,
-        ),
+        gateway=gateway or build_gateway(settings, fetch_secret),
         dead_letters=DeadLetterQueue(sender, settings.require_dlq_url()),
+    )
+
+
+def build_gateway(settings: Settings, fetch_secret: Callable[[str], str] | None = None) -> HttpPaymentGateway:
+    """The provider's HTTP API; its key is read here, at cold start: without it the function
+    refuses to start rather than fail every payment."""
+    return HttpPaymentGateway(
+        settings.payment_gateway_url,
+        settings.payment_gateway_api_key.resolve(fetch_secret),
+        timeout_seconds=settings.payment_gateway_timeout_seconds,
+        connect_timeout_seconds=settings.downstream_connect_timeout_seconds,
+        retries=settings.payment_gateway_retries,
     )
 
 
