@@ -66,7 +66,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 WRK_SCRIPT = BENCH_DIR / "wrk" / "scenario.lua"
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from stack import Stack, StackConfig, read_env_file  # noqa: E402
+from stack import Stack, StackConfig, StopRequest, read_env_file  # noqa: E402
 
 from servicekit.auth import KeyRing, mint_service_token, mint_user_token  # noqa: E402
 
@@ -415,6 +415,7 @@ def prepare_target(args: argparse.Namespace) -> Target:
         web_threads=args.threads,
         sweeper_interval_seconds=30.0,
         echo=False,
+        die_with_runner=not args.keep_running,  # a stack left running must outlive this process
     )
     stack = Stack(config)
     log(
@@ -1106,12 +1107,13 @@ def serve(target: Target) -> int:
         + "\n"
     )
     log(f"stack up; settings in {env_file}; Ctrl-C stops it")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Not an Event: Event.set() in a signal handler can deadlock with the main thread in wait().
+    stop = StopRequest()
+    signal.signal(signal.SIGTERM, stop.signal)
+    signal.signal(signal.SIGINT, stop.signal)
     try:
-        while not stop.wait(1.0):
-            pass
+        while not stop.is_set():
+            time.sleep(0.2)
     finally:
         target.started.stop()
     return 0

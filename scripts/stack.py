@@ -11,7 +11,9 @@
 `Stack` is also what the end-to-end tests drive: they start it on MariaDB with free ports and
 short timers, stop and restart single processes, and read each process's JSON log file.
 Every process runs in its own session (process group); stopping one stops its whole group
-(gunicorn workers, the adapter's execution environments) and waits until none is left.
+(gunicorn workers, the adapter's execution environments) and waits until none is left. On Linux
+every process is also tied to the runner (scripts/die_with_parent.py), so none outlives a runner
+killed with SIGKILL. How `make run` stops: docs/local-runner.md.
 """
 
 from __future__ import annotations
@@ -84,6 +86,67 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+# Children are killed by the kernel when the runner dies (prctl PR_SET_PDEATHSIG): Linux only.
+PARENT_DEATH_SIGNAL = sys.platform.startswith("linux")
+DIE_WITH_PARENT = ROOT / "scripts" / "die_with_parent.py"
+
+
+class StopRequest:
+    """Stop requests (SIGINT/SIGTERM) as plain counters, so a signal handler may record one.
+
+    A Python signal handler runs in the main thread between two bytecodes, possibly while that
+    thread holds a lock: inside `threading.Event.wait()`, `Event.set()` from the handler waits
+    for the Event's own lock forever. So `signal()` only assigns attributes (no lock, no I/O,
+    no logging), and whoever waits looks at `is_set()` every few tens of milliseconds.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.signum = 0
+
+    def signal(self, signum: int, _frame: object = None) -> None:
+        """Usable as the handler itself: `signal.signal(SIGTERM, request.signal)`."""
+        self.signum = signum
+        self.count += 1
+
+    def set(self) -> None:
+        """A stop requested by code rather than a signal (any thread)."""
+        self.count += 1
+
+    def is_set(self) -> bool:
+        return self.count > 0
+
+
+class _Spawner:
+    """Forks every child from one thread that lives as long as the runner. The kernel sends the
+    parent-death signal when the *thread* that forked a child exits, not the process: a child
+    started from a short-lived thread (a pool's, a test's) would die with that thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def popen(self, argv: list[str], *, die_with_parent: bool, **kwargs: Any) -> subprocess.Popen:
+        if not (die_with_parent and PARENT_DEATH_SIGNAL):
+            return subprocess.Popen(argv, **kwargs)
+        tied = [PYTHON, "-I", "-S", str(DIE_WITH_PARENT), str(os.getpid()), "--", *argv]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
+            pool = self._pool
+        return pool.submit(subprocess.Popen, tied, **kwargs).result()
+
+
+spawner = _Spawner()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):  # gone (or a foreign process took the id)
+        pass
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -91,7 +154,25 @@ def _group_alive(pgid: int) -> bool:
         return False
     except PermissionError:  # pragma: no cover - a foreign process took the id
         return False
-    return True
+    return _has_live_member(pgid)
+
+
+def _has_live_member(pgid: int) -> bool:
+    """Whether the group has a member that is not a zombie. An orphan (the adapter's resource
+    tracker, say) ends as a zombie of init, which may reap it only a second or two later."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():  # not Linux: trust kill(0)
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, _ppid, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
 
 
 @dataclass
@@ -110,17 +191,24 @@ class ManagedProcess:
     colour: str = ""
     health_url: str | None = None
     ready_markers: tuple[str, ...] = ()
+    # Killed by the kernel if the runner dies (Linux); off for a stack meant to outlive its starter.
+    die_with_parent: bool = True
+    # Processes started together stop together, after those started later (Stack.stop).
+    wave: int = 0
     process: subprocess.Popen | None = field(default=None, init=False)
     _pump: threading.Thread | None = field(default=None, init=False)
     _log_offset: int = field(default=0, init=False)
 
-    def start(self, timeout: float = 60.0, *, wait: bool = True, cancel: threading.Event | None = None) -> None:
+    def start(self, timeout: float = 60.0, *, wait: bool = True, cancel: StopRequest | None = None) -> None:
         if self.running:
             raise StackError(f"{self.name} is already running")
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self.process = subprocess.Popen(
+        self.process = spawner.popen(
             self.argv,
+            die_with_parent=self.die_with_parent,
             env=dict(self.env),
             cwd=str(ROOT),
             stdin=subprocess.DEVNULL,
@@ -152,8 +240,8 @@ class ManagedProcess:
 
     def is_ready(self) -> bool:
         if self.health_url:
-            try:
-                return requests.get(self.health_url, timeout=5).status_code == 200
+            try:  # short: a stop request is noticed between two probes
+                return requests.get(self.health_url, timeout=2).status_code == 200
             except requests.RequestException:
                 return False
         if self.ready_markers:
@@ -161,7 +249,7 @@ class ManagedProcess:
             return any(marker in output for marker in self.ready_markers)
         return True
 
-    def wait_ready(self, timeout: float = 60.0, *, cancel: threading.Event | None = None) -> None:
+    def wait_ready(self, timeout: float = 60.0, *, cancel: StopRequest | None = None) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if cancel is not None and cancel.is_set():
@@ -187,31 +275,41 @@ class ManagedProcess:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM to the whole process group, wait, SIGKILL what is left; no orphans."""
+    def stop(self, timeout: float = 20.0, *, force: Callable[[], bool] | None = None) -> None:
+        """SIGTERM to the whole process group, wait, SIGKILL what is left; no orphans.
+
+        SIGKILL comes after `timeout` seconds, or as soon as `force()` (polled) says so.
+        """
+        self.terminate()
+        self.wait_stopped(time.monotonic() + timeout, force=force)
+
+    def terminate(self) -> None:
+        """SIGTERM to the process group: the first half of `stop()`."""
+        if self.process is not None:
+            _signal_group(self.process.pid, signal.SIGTERM)
+
+    def wait_stopped(self, deadline: float, *, force: Callable[[], bool] | None = None) -> None:
+        """Wait until the process group is gone; SIGKILL it at `deadline` or once `force()`."""
         if self.process is None:
             return
         pgid = self.process.pid  # leader of its own session
-        if _group_alive(pgid):
-            try:
-                os.killpg(pgid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + timeout
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
+        again = time.monotonic() + 1
         # Workers of the group (gunicorn's, the adapter's environments) may outlive the leader briefly.
-        while _group_alive(pgid) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (force is not None and force()):
+            self.process.poll()  # reaps the leader, so a group of one zombie counts as gone
+            if not _group_alive(pgid):
+                break
+            if time.monotonic() > again:
+                # A signal that comes before a process has its handlers may be lost: a gunicorn
+                # worker runs with its master's (which only queue it) until it has booted.
+                _signal_group(pgid, signal.SIGTERM)
+                again = time.monotonic() + 1
             time.sleep(0.05)
         if _group_alive(pgid):
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _signal_group(pgid, signal.SIGKILL)
         self.process.wait()
-        while _group_alive(pgid) and time.monotonic() < deadline + 5:
+        settled = time.monotonic() + 5
+        while _group_alive(pgid) and time.monotonic() < settled:
             time.sleep(0.05)
         if self._pump:
             self._pump.join(timeout=5)
@@ -245,6 +343,11 @@ class StackConfig:
     echo: bool = False
     # Lets tests put a fault-injecting proxy between the BFF/sweeper and SQS.
     sqs_endpoint_for_publishers: str | None = None
+    # Every process dies with the runner, even a runner killed with SIGKILL (Linux). Off only for
+    # a stack meant to outlive the process that started it (`bench/run.py --keep-running`).
+    die_with_runner: bool = True
+    # A stop of the whole stack is graceful for this long at most; SIGKILL for what is left then.
+    stop_timeout_seconds: float = 10.0
 
     @property
     def sqs_endpoint(self) -> str:
@@ -302,13 +405,15 @@ def default_config(echo: bool = True) -> StackConfig:
 
 
 class Stack:
-    def __init__(self, config: StackConfig) -> None:
+    def __init__(self, config: StackConfig, *, cancel: StopRequest | None = None) -> None:
         self.config = config
         self.processes: dict[str, ManagedProcess] = {}
         self.queue_urls: dict[str, str] = {}
         self.demo: dict[str, Any] = {}
-        # Set (e.g. by a signal handler) to abandon a start in progress.
-        self.cancel = threading.Event()
+        # Set (by a signal handler too) to abandon a start in progress; set again while stopping,
+        # it turns the stop into SIGKILL for whatever is left.
+        self.cancel = cancel or StopRequest()
+        self._wave = 0  # how many `_start_together` groups have been started
 
     # --- environment per process ------------------------------------------------------------
 
@@ -377,19 +482,53 @@ class Stack:
             colour=colour,
             health_url=health_url,
             ready_markers=ready_markers,
+            die_with_parent=self.config.die_with_runner,
+            wave=self._wave,
         )
         self.processes[name] = process
         return process
 
     # --- steps ------------------------------------------------------------------------------
 
-    def _run_once(self, name: str, argv: list[str]) -> str:
-        result = subprocess.run(
-            argv, env=self.service_env(name), cwd=str(ROOT), capture_output=True, text=True, timeout=300
+    def _run_once(self, name: str, argv: list[str], timeout: float = 300.0) -> str:
+        """Run a step (migration, seed) to its end; a stop request ends it at once, like a service."""
+        if self.cancel.is_set():
+            raise KeyboardInterrupt
+        process = spawner.popen(
+            argv,
+            die_with_parent=self.config.die_with_runner,
+            env=self.service_env(name),
+            cwd=str(ROOT),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # like every other child: the runner alone decides when it stops
         )
-        if result.returncode != 0:
-            raise StackError(f"{name}: {' '.join(argv[1:])} failed:\n{result.stdout}\n{result.stderr}")
-        return result.stdout
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                stdout, stderr = process.communicate(timeout=0.1)  # retrying loses no output
+                break
+            except subprocess.TimeoutExpired:
+                if self.cancel.is_set() or time.monotonic() > deadline:
+                    self._end(process)
+                    if self.cancel.is_set():
+                        raise KeyboardInterrupt from None
+                    raise StackError(f"{name}: {' '.join(argv[1:])} took more than {timeout:.0f}s") from None
+        if process.returncode != 0:
+            raise StackError(f"{name}: {' '.join(argv[1:])} failed:\n{stdout}\n{stderr}")
+        return stdout
+
+    def _end(self, process: subprocess.Popen) -> None:
+        """SIGTERM to a step's process group, SIGKILL after a few seconds (at once if urgent)."""
+        _signal_group(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while process.poll() is None and time.monotonic() < deadline and self.cancel.count < 2:
+            time.sleep(0.05)
+        if _group_alive(process.pid):
+            _signal_group(process.pid, signal.SIGKILL)
+        process.communicate()
 
     def _prepare_database(self, service: str, seed: bool) -> str:
         package = service.replace("-", "_")
@@ -532,6 +671,7 @@ class Stack:
             )
 
     def _start_together(self, *starters: Callable[..., ManagedProcess]) -> None:
+        self._wave += 1
         processes = [start(wait=False) for start in starters]
         for process in processes:
             process.wait_ready(cancel=self.cancel)
@@ -584,9 +724,23 @@ class Stack:
                     continue
         return records
 
-    def stop(self) -> None:
-        for process in reversed(list(self.processes.values())):
-            process.stop()
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop every process, those started last first (the poller finishes its batch while
+        orders-service still answers) and those started together at once, within `timeout`
+        seconds in all (default `config.stop_timeout_seconds`); SIGKILL for whatever is left
+        then, or as soon as another stop request arrives (a second Ctrl-C)."""
+        requests_before = self.cancel.count
+        deadline = time.monotonic() + (self.config.stop_timeout_seconds if timeout is None else timeout)
+
+        def force() -> bool:  # a request that came while stopping, or a second one in all
+            return self.cancel.count > requests_before or self.cancel.count >= 2
+
+        for wave in sorted({p.wave for p in self.processes.values()}, reverse=True):
+            together = [p for p in reversed(self.processes.values()) if p.wave == wave]
+            for process in together:
+                process.terminate()
+            for process in together:
+                process.wait_stopped(deadline, force=force)
 
     def __enter__(self) -> Stack:
         self.start()
@@ -677,7 +831,73 @@ The charges the gateway made for that order (its ledger: one entry per charge, d
 """
 
 
+class _StopAnnouncer:
+    """Says "stopping…" the moment a stop is requested, and "killing…" when another request
+    comes while stopping: from a thread of its own, since a signal handler must not print."""
+
+    def __init__(self, request: StopRequest) -> None:
+        self.request = request
+        self.stopping = False  # also set when the stack stops for another reason
+        self._seen = 0  # stop requests already announced
+        self._done = threading.Event()  # between threads only, never set by a signal handler
+        self._thread = threading.Thread(target=self._run, name="stop-announcer", daemon=True)
+
+    def start(self) -> _StopAnnouncer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._done.wait(0.05):
+            self._announce()
+
+    def _announce(self) -> None:
+        count = self.request.count
+        if count == self._seen:
+            return
+        if self._seen == 0 and not self.stopping:
+            self.stopping = True
+            print("\nstopping… (Ctrl-C again kills what is left at once)", flush=True)
+            if count > 1:
+                print("killing what is left…", flush=True)
+        else:
+            print("killing what is left…", flush=True)
+        self._seen = count
+
+    def close(self) -> None:
+        """Stop watching; say what was not said yet (a stop quicker than a look)."""
+        if not self._done.is_set():
+            self._done.set()
+            self._thread.join(timeout=1)
+            self._announce()
+
+
+def _serve(stack: Stack, request: StopRequest, announcer: _StopAnnouncer) -> int:
+    """The stack is up: print the banner, then wait for a stop request or a process to exit."""
+    product: list[dict[str, Any] | None] = []
+    # The demo login goes through every service: seconds on a cold start, so off the main
+    # thread, which keeps watching for stop requests.
+    lookup = threading.Thread(target=lambda: product.append(demo_product(stack)), name="demo-login", daemon=True)
+    lookup.start()
+    banner_shown = False
+    while not request.is_set():
+        dead = [p.name for p in stack.processes.values() if not p.running]
+        if dead:
+            announcer.stopping = True
+            print(f"process(es) exited: {', '.join(dead)}; stopping the stack", file=sys.stderr, flush=True)
+            return 1
+        if not banner_shown and not lookup.is_alive():
+            print(banner(stack, product[0] if product else None), flush=True)
+            banner_shown = True
+        time.sleep(0.1)  # a signal interrupts the sleep: its handler runs, then the loop sees it
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    # First of all, so that no moment is left where a signal finds the default handlers. The
+    # handlers only count (StopRequest); everything else happens in this thread as it notices.
+    request = StopRequest()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request.signal)
     parser = argparse.ArgumentParser(description="Run the whole platform locally (Ctrl-C stops it).")
     parser.add_argument("--quiet", action="store_true", help="do not echo process logs to the terminal")
     args = parser.parse_args(argv)
@@ -686,42 +906,35 @@ def main(argv: list[str] | None = None) -> int:
         if not config.env.get(name):
             print(f"{name} is not set: run `make env` (creates .env with random secrets)", file=sys.stderr)
             return 2
-    stack = Stack(config)
-    stopping = threading.Event()
-
-    def request_stop(_signum: int, _frame: object) -> None:
-        stopping.set()
-        stack.cancel.set()  # abandons a start in progress
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    print(f"starting the stack; logs in {config.log_dir}", flush=True)
+    if not PARENT_DEATH_SIGNAL:
+        print(
+            f"note: on {sys.platform} the processes are not tied to this runner: if it is killed with SIGKILL, "
+            "they keep running (docs/local-runner.md says how to find them)",
+            file=sys.stderr,
+        )
+    stack = Stack(config, cancel=request)
+    announcer = _StopAnnouncer(request).start()
     try:
-        stack.start()
-    except KeyboardInterrupt:
-        print("\nstopped during start-up", flush=True)
-        return 130
-    except StackError as exc:
-        if stopping.is_set():  # Ctrl-C also reached a migration running in the foreground
-            print("\nstopped during start-up", flush=True)
-            return 130
-        print(f"\nthe stack did not start: {exc}", file=sys.stderr, flush=True)
-        return 1
-    return_code = 0
-    try:
-        print(banner(stack, demo_product(stack)), flush=True)
-        while not stopping.is_set():
-            dead = [p.name for p in stack.processes.values() if not p.running]
-            if dead:
-                print(f"process(es) exited: {', '.join(dead)}; stopping the stack", file=sys.stderr)
-                return_code = 1
-                break
-            stopping.wait(1.0)
+        print(f"starting the stack; logs in {config.log_dir}", flush=True)
+        try:
+            stack.start()  # stops what it started before raising
+        except (KeyboardInterrupt, StackError) as exc:
+            if request.is_set():  # a stop request abandoned the start
+                announcer.close()
+                print("stopped during start-up: every process has exited", flush=True)
+                return 128 + (request.signum or signal.SIGINT)
+            print(f"\nthe stack did not start: {exc}", file=sys.stderr, flush=True)
+            return 1
+        try:
+            return_code = _serve(stack, request, announcer)
+        finally:
+            stack.stop()
+            announcer.close()
+            print("stopped: every process has exited", flush=True)
+        # One request stops the stack as asked (0); a second one cut the stop short.
+        return 128 + request.signum if request.count > 1 and request.signum else return_code
     finally:
-        print("\nstopping…", flush=True)
-        stack.stop()
-        print("stopped: every process has exited", flush=True)
-    return return_code
+        announcer.close()
 
 
 if __name__ == "__main__":

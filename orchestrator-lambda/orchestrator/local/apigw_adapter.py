@@ -14,6 +14,9 @@ powertools' resolver included, is written for one event at a time. An in-process
 tests with injected fakes) is one environment: its events are serialised.
 As in API Gateway: a handler that raises is a 500 `{"message": "Internal Server Error"}`, one that
 exceeds the timeout a 503 `{"message": "Service Unavailable"}`, a body over 10 MiB a 413.
+SIGINT/SIGTERM: no new requests; those in flight get `--shutdown-grace` seconds, then the
+environments are killed. The environments ignore both signals (the adapter ends them) and exit
+by themselves if the adapter dies.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -35,6 +39,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from .lambda_context import Handler, LocalLambdaContext, ensure_local_aws_credentials, load_handler, log_json
+from .stop_signals import StopFlag, exit_when_parent_exits
 
 DEFAULT_HANDLER = "orchestrator.bff.handler.lambda_handler"
 DEFAULT_FUNCTION_NAME = "OrchestratorFunction"
@@ -147,7 +152,7 @@ def _gateway_error(status: int, message: str) -> dict[str, Any]:
 class Invoker(Protocol):
     def invoke(self, event: dict[str, Any], context: LocalLambdaContext, timeout: float) -> Any: ...
 
-    def close(self) -> None: ...
+    def close(self, grace: float | None = None) -> None: ...
 
 
 class InProcessInvoker:
@@ -161,16 +166,19 @@ class InProcessInvoker:
         with self._lock:
             return self.handler(event, context)
 
-    def close(self) -> None:
+    def close(self, grace: float | None = None) -> None:
         pass
 
 
 _worker_handlers: dict[str, Handler] = {}
 
 
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group; the parent stops the workers in order.
+def _start_environment(adapter_pid: int) -> None:
+    # Ctrl-C and a stop of the whole process group reach the environments too: the adapter ends
+    # them itself, after the events in hand (ProcessPoolInvoker.close). If it dies, nobody would.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    exit_when_parent_exits(adapter_pid)
 
 
 def _invoke_in_worker(handler_path: str, event: dict[str, Any], context: LocalLambdaContext) -> Any:
@@ -187,13 +195,15 @@ class ProcessPoolInvoker:
         self.handler_path = handler_path
         self.environments = environments
         self._lock = threading.Lock()
+        self._closed = False
         self._pool = self._new_pool()
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         return concurrent.futures.ProcessPoolExecutor(
             max_workers=self.environments,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_ignore_interrupts,
+            initializer=_start_environment,
+            initargs=(os.getpid(),),
         )
 
     def invoke(self, event: dict[str, Any], context: LocalLambdaContext, timeout: float) -> Any:
@@ -202,12 +212,26 @@ class ProcessPoolInvoker:
             return pool.submit(_invoke_in_worker, self.handler_path, event, context).result(timeout=timeout)
         except concurrent.futures.process.BrokenProcessPool:
             with self._lock:  # a worker died (as a Lambda environment can): start afresh
-                if self._pool is pool:
+                if self._pool is pool and not self._closed:
                     self._pool = self._new_pool()
             raise
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, grace: float | None = None) -> None:
+        """No new events; each environment finishes the one in hand and exits. After `grace`
+        seconds (None: no limit) the environments still busy are killed."""
+        with self._lock:
+            self._closed = True
+        if grace is None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            return
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace
+        while multiprocessing.active_children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for environment in multiprocessing.active_children():
+            environment.kill()
+        for environment in multiprocessing.active_children():
+            environment.join(timeout=5)
 
 
 # --- HTTP server ------------------------------------------------------------------------------
@@ -316,12 +340,13 @@ class ApiGatewayAdapter:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace: float | None = None) -> None:
+        """Stop accepting requests, then close the environments (see `ProcessPoolInvoker.close`)."""
         self.httpd.shutdown()
         self.httpd.server_close()
         if self._thread:
             self._thread.join(timeout=5)
-        self.invoker.close()
+        self.invoker.close(grace)
 
     def __enter__(self) -> ApiGatewayAdapter:
         return self.start()
@@ -342,7 +367,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--handler", default=DEFAULT_HANDLER, help="dotted path of the Lambda handler")
     parser.add_argument("--environments", type=int, default=4, help="concurrent execution environments (processes)")
     parser.add_argument("--timeout", type=float, default=29.0, help="function timeout in seconds (API Gateway max 30)")
+    parser.add_argument(
+        "--shutdown-grace", type=float, default=5.0, help="seconds requests in flight get on SIGINT/SIGTERM"
+    )
     args = parser.parse_args(argv)
+    stop = StopFlag().on_signals()
     # The BFF publishes to SQS; against a local endpoint it needs (any) credentials. Set before
     # the workers start so they inherit them.
     ensure_local_aws_credentials(os.environ.get("AWS_ENDPOINT_URL_SQS"))
@@ -352,13 +381,11 @@ def main(argv: list[str] | None = None) -> None:
     else:
         invoker = InProcessInvoker(load_handler(args.handler))
     adapter = ApiGatewayAdapter(invoker, host=args.host, port=args.port, timeout_seconds=args.timeout).start()
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     log_json("apigw_adapter_listening", logger="apigw_adapter", url=adapter.base_url, environments=args.environments)
-    while not stop.wait(0.5):
+    while not stop.wait(3600):
         pass
-    adapter.stop()
+    adapter.stop(grace=args.shutdown_grace)
+    log_json("apigw_adapter_stopped", logger="apigw_adapter")
 
 
 if __name__ == "__main__":

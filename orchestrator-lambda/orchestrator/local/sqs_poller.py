@@ -22,12 +22,12 @@ import argparse
 import base64
 import os
 import signal
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 from .lambda_context import Handler, LocalLambdaContext, load_handler, log_json
 from .queues import ensure_payment_queues, local_sqs_client
+from .stop_signals import StopFlag
 
 DEFAULT_HANDLER = "orchestrator.payments.handler.lambda_handler"
 DEFAULT_FUNCTION_NAME = "PaymentsFunction"
@@ -113,7 +113,7 @@ class SqsPoller:
         self.function_timeout_seconds = function_timeout_seconds
         self.region = sqs.meta.region_name
         self._queue_arn: str | None = None
-        self._stop = threading.Event()
+        self._stop = StopFlag()  # stop() may be a signal handler's call
 
     @property
     def queue_arn(self) -> str:
@@ -155,7 +155,7 @@ class SqsPoller:
 
     def run(self) -> None:
         """Poll until `stop()`; a receive error (SQS not up yet) is logged and retried."""
-        while not self._stop.is_set():
+        while not self._stop.requested:
             try:
                 self.poll_once()
             except Exception as exc:

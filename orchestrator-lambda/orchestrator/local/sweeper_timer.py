@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +24,7 @@ from .lambda_context import (
     load_handler,
     log_json,
 )
+from .stop_signals import StopFlag
 
 DEFAULT_HANDLER = "orchestrator.sweeper.handler.lambda_handler"
 DEFAULT_FUNCTION_NAME = "SweeperFunction"
@@ -52,7 +52,7 @@ class SweeperTimer:
         self.handler = handler
         self.interval_seconds = interval_seconds
         self.function_name = function_name
-        self._stop = threading.Event()
+        self._stop = StopFlag()  # stop() may be a signal handler's call
 
     def tick(self) -> Any:
         """One scheduled invocation; returns the handler's result, or None if it failed."""
@@ -63,7 +63,7 @@ class SweeperTimer:
             return None
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.requested:
             self.tick()
             self._stop.wait(self.interval_seconds)
 
