@@ -28,6 +28,7 @@ import pytest
 from e2e_support import ROOT
 from stack import StackConfig
 
+from gateway_simulator.testing import new_api_key
 from servicekit.testing import free_port, random_key_ring_value
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; ties children on Linux")
@@ -41,6 +42,7 @@ SECRETS: dict[str, Callable[[], str]] = {
     "SERVICE_JWT_KEYS": lambda: random_key_ring_value("s1"),
     "DEMO_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
     "DEMO_USER_PASSWORD": lambda: secrets.token_urlsafe(12),
+    "PAYMENT_GATEWAY_API_KEY": new_api_key,
 }
 
 
