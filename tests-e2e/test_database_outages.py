@@ -30,16 +30,6 @@ def stack(tmp_path_factory):
         yield stack
 
 
-@pytest.fixture(scope="module")
-def admin(stack: E2eStack) -> Bff:
-    return Bff.login(stack.bff_url, "admin", stack.env["DEMO_ADMIN_PASSWORD"])
-
-
-@pytest.fixture(scope="module")
-def user(stack: E2eStack) -> Bff:
-    return Bff.login(stack.bff_url, "user", stack.env["DEMO_USER_PASSWORD"])
-
-
 @dataclass(frozen=True)
 class Attempt:
     started: float

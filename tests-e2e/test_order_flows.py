@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 import requests
-from e2e_support import HTTP_TIMEOUT, Bff, E2eStack, applied_outcomes, running_stack, wait_for
+from e2e_support import HTTP_TIMEOUT, applied_outcomes, running_stack, wait_for
 
 RESERVATION_TTL_SECONDS = 6
 
@@ -21,16 +21,6 @@ def stack(tmp_path_factory):
     env = {"RESERVATION_TTL_SECONDS": str(RESERVATION_TTL_SECONDS), "PAYMENT_GRACE_SECONDS": "60"}
     with running_stack(tmp_path_factory.mktemp("flows") / "log", env=env) as stack:
         yield stack
-
-
-@pytest.fixture(scope="module")
-def admin(stack: E2eStack) -> Bff:
-    return Bff.login(stack.bff_url, "admin", stack.env["DEMO_ADMIN_PASSWORD"])
-
-
-@pytest.fixture(scope="module")
-def user(stack: E2eStack) -> Bff:
-    return Bff.login(stack.bff_url, "user", stack.env["DEMO_USER_PASSWORD"])
 
 
 def test_login_list_products_create_and_confirm_then_paid(stack, admin, user):

@@ -50,16 +50,6 @@ def stack(tmp_path_factory, proxy):
         yield stack
 
 
-@pytest.fixture(scope="module")
-def admin(stack: E2eStack) -> Bff:
-    return Bff.login(stack.bff_url, "admin", stack.env["DEMO_ADMIN_PASSWORD"])
-
-
-@pytest.fixture(scope="module")
-def user(stack: E2eStack) -> Bff:
-    return Bff.login(stack.bff_url, "user", stack.env["DEMO_USER_PASSWORD"])
-
-
 @pytest.fixture(autouse=True)
 def everything_running_again(stack: E2eStack):
     """Whatever a test stopped or cut, the next one starts from a whole stack."""
