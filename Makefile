@@ -61,10 +61,12 @@ run: $(STAMP) .env ## start the whole stack locally: BFF :3000, services :3001/:
 	$(PY) scripts/stack.py
 
 .PHONY: migrate
-migrate: $(STAMP) ## apply both services' Alembic migrations (DATABASE_URLs from .env / environment)
+# As the migration users (*_MIGRATE_DATABASE_URL: DDL rights); without one, the service's own URL
+# (the SQLite default, or a database whose single user has every right on it).
+migrate: $(STAMP) ## apply both services' Alembic migrations (*_MIGRATE_DATABASE_URL, else *_DATABASE_URL; .env / environment)
 	set -a; [ -f .env ] && . ./.env; set +a; \
-	DATABASE_URL="$${CUSTOMERS_DATABASE_URL:-}" $(PY) -m customers_service.cli migrate && \
-	DATABASE_URL="$${ORDERS_DATABASE_URL:-}" $(PY) -m orders_service.cli migrate
+	DATABASE_URL="$${CUSTOMERS_MIGRATE_DATABASE_URL:-$${CUSTOMERS_DATABASE_URL:-}}" $(PY) -m customers_service.cli migrate && \
+	DATABASE_URL="$${ORDERS_MIGRATE_DATABASE_URL:-$${ORDERS_DATABASE_URL:-}}" $(PY) -m orders_service.cli migrate
 
 .PHONY: lint
 lint: $(STAMP) ## ruff

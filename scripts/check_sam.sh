@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Offline checks of template.yaml: `sam validate --lint` (cfn-lint) and `sam build`, then an import
+# Offline checks of template.yaml: `sam validate --lint` (cfn-lint), cfn-lint of the stacks in
+# deploy/cloudformation/, and `sam build`, then an import
 # of every handler from the build output with Python 3.12 alone (no site-packages), which catches
 # a dependency missing from requirements.txt or the ServiceKit layer. No AWS account, no Docker.
 #
@@ -40,6 +41,9 @@ trap 'rm -rf "$work"' EXIT
 
 echo "==> sam validate --lint"
 "$tools_venv/bin/sam" validate --lint --template-file template.yaml
+
+echo "==> cfn-lint deploy/cloudformation/*.yaml (stacks deployed before template.yaml)"
+"$tools_venv/bin/cfn-lint" -- deploy/cloudformation/*.yaml
 
 echo "==> sam build (python: $python312)"
 PATH="$(dirname "$python312"):$PATH" "$tools_venv/bin/sam" build \

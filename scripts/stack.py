@@ -324,6 +324,11 @@ class StackConfig:
     customers_database_url: str
     orders_database_url: str
     log_dir: Path
+    # Where migrations run, if not as the services' (DML-only) users: a user that may change the
+    # schema (CUSTOMERS_/ORDERS_MIGRATE_DATABASE_URL). None: the services' URLs (SQLite, or one
+    # all-rights user).
+    customers_migrate_database_url: str | None = None
+    orders_migrate_database_url: str | None = None
     bff_port: int = 3000
     customers_port: int = 3001
     orders_port: int = 3002
@@ -390,6 +395,8 @@ def default_config(echo: bool = True) -> StackConfig:
         env=env,
         customers_database_url=env.get("CUSTOMERS_DATABASE_URL") or f"sqlite:///{var / 'customers.db'}",
         orders_database_url=env.get("ORDERS_DATABASE_URL") or f"sqlite:///{var / 'orders.db'}",
+        customers_migrate_database_url=env.get("CUSTOMERS_MIGRATE_DATABASE_URL") or None,
+        orders_migrate_database_url=env.get("ORDERS_MIGRATE_DATABASE_URL") or None,
         log_dir=var / "log",
         bff_port=int(env.get("BFF_PORT", "3000")),
         customers_port=int(env.get("CUSTOMERS_PORT", "3001")),
@@ -490,14 +497,14 @@ class Stack:
 
     # --- steps ------------------------------------------------------------------------------
 
-    def _run_once(self, name: str, argv: list[str], timeout: float = 300.0) -> str:
+    def _run_once(self, name: str, argv: list[str], timeout: float = 300.0, env: dict[str, str] | None = None) -> str:
         """Run a step (migration, seed) to its end; a stop request ends it at once, like a service."""
         if self.cancel.is_set():
             raise KeyboardInterrupt
         process = spawner.popen(
             argv,
             die_with_parent=self.config.die_with_runner,
-            env=self.service_env(name),
+            env={**self.service_env(name), **(env or {})},
             cwd=str(ROOT),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -532,7 +539,15 @@ class Stack:
 
     def _prepare_database(self, service: str, seed: bool) -> str:
         package = service.replace("-", "_")
-        self._run_once(service, [PYTHON, "-m", f"{package}.cli", "migrate"])
+        customers = service == "customers-service"
+        migrate_url = (
+            self.config.customers_migrate_database_url if customers else self.config.orders_migrate_database_url
+        )
+        self._run_once(
+            service,
+            [PYTHON, "-m", f"{package}.cli", "migrate"],
+            env={"DATABASE_URL": migrate_url} if migrate_url else None,
+        )
         return self._run_once(service, [PYTHON, "-m", f"{package}.cli", "seed-demo"]) if seed else ""
 
     def prepare_databases(self, seed: bool = True) -> None:

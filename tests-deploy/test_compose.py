@@ -42,14 +42,18 @@ from deploycheck import (
     tool,
 )
 
+from servicekit.dbusers import MIGRATION_PRIVILEGES, RUNTIME_PRIVILEGES
+
 # moto accepts any credentials; these literals are not secrets (see x-local-aws in the file).
 MOTO_DUMMIES = {("AWS_ACCESS_KEY_ID", "moto-local"), ("AWS_SECRET_ACCESS_KEY", "moto-local")}
 
 # Which containers may see which secret: each gets only what it uses.
 SECRET_USERS = {
     "MYSQL_ROOT_PASSWORD": {"mysql"},
-    "CUSTOMERS_DB_PASSWORD": {"mysql", "customers-migrate", "customers-seed", "customers-service"},
-    "ORDERS_DB_PASSWORD": {"mysql", "orders-migrate", "orders-seed", "orders-service"},
+    "CUSTOMERS_DB_PASSWORD": {"mysql", "customers-seed", "customers-service"},
+    "ORDERS_DB_PASSWORD": {"mysql", "orders-seed", "orders-service"},
+    "CUSTOMERS_DB_MIGRATE_PASSWORD": {"mysql", "customers-migrate"},
+    "ORDERS_DB_MIGRATE_PASSWORD": {"mysql", "orders-migrate"},
     "DEMO_ADMIN_PASSWORD": {"customers-seed"},
     "DEMO_USER_PASSWORD": {"customers-seed"},
     "USER_JWT_KEYS": {"customers-service", "orders-service", "bff"},
@@ -58,11 +62,12 @@ SECRET_USERS = {
 }
 
 # The database each container of ours uses: (database, user, the .env variable holding its password).
+# Migrations run as the migration user (DDL); everything else as the runtime user (DML only).
 DATABASES = {
-    "customers-migrate": ("customers_db", "customers_app", "CUSTOMERS_DB_PASSWORD"),
+    "customers-migrate": ("customers_db", "customers_migrate", "CUSTOMERS_DB_MIGRATE_PASSWORD"),
     "customers-seed": ("customers_db", "customers_app", "CUSTOMERS_DB_PASSWORD"),
     "customers-service": ("customers_db", "customers_app", "CUSTOMERS_DB_PASSWORD"),
-    "orders-migrate": ("orders_db", "orders_app", "ORDERS_DB_PASSWORD"),
+    "orders-migrate": ("orders_db", "orders_migrate", "ORDERS_DB_MIGRATE_PASSWORD"),
     "orders-seed": ("orders_db", "orders_app", "ORDERS_DB_PASSWORD"),
     "orders-service": ("orders_db", "orders_app", "ORDERS_DB_PASSWORD"),
 }
@@ -425,9 +430,30 @@ def test_mysql_init_creates_one_least_privilege_user_per_database(compose, tmp_p
     for privileges, _, _ in grants:
         assert "ALL" not in privileges and "GRANT OPTION" not in privileges and "SUPER" not in privileges
     assert "*.*" not in sql
+    # The runtime users change rows only; the migration users may change the schema. The same lists
+    # as servicekit.dbusers, which provisions the users in AWS.
+    assert init_grant_problems(sql) == []
     env = service_environment(mysql)
     for _, user, password_variable in DATABASES.values():
         assert f"'{user}'@'%' IDENTIFIED BY '{env[password_variable]}'" in sql
+
+
+def init_grant_problems(sql: str) -> list[str]:
+    problems = []
+    for privileges, database, user in re.findall(r"GRANT (.+?) ON `(\w+)`\.\* TO '(\w+)'@'%'", sql):
+        granted = tuple(p.strip() for p in privileges.split(","))
+        expected = MIGRATION_PRIVILEGES if user.endswith("_migrate") else RUNTIME_PRIVILEGES
+        if granted != expected:
+            problems.append(f"{user} on {database}: {granted}, expected {expected}")
+        if database != user.rsplit("_", 1)[0] + "_db":
+            problems.append(f"{user} is granted rights on {database}, not its own database")
+    return problems
+
+
+def test_init_grant_check_catches_ddl_for_a_runtime_user():
+    sql = "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP ON `orders_db`.* TO 'orders_app'@'%';\n"
+    sql += "GRANT SELECT ON `customers_db`.* TO 'orders_migrate'@'%';\n"
+    assert len(init_grant_problems(sql)) == 3
 
 
 def test_mysql_init_refuses_to_run_without_passwords(compose, tmp_path):
@@ -435,6 +461,10 @@ def test_mysql_init_refuses_to_run_without_passwords(compose, tmp_path):
     env.pop("ORDERS_DB_PASSWORD")
     result = run_init_script(env, tmp_path)
     assert result.returncode != 0 and "ORDERS_DB_PASSWORD" in result.stderr
+    env = service_environment(compose["services"]["mysql"])
+    env.pop("CUSTOMERS_DB_MIGRATE_PASSWORD")
+    result = run_init_script(env, tmp_path)
+    assert result.returncode != 0 and "CUSTOMERS_DB_MIGRATE_PASSWORD" in result.stderr
 
 
 # --- every component, started from its compose environment --------------------------------------

@@ -23,10 +23,12 @@ def cfn_lint(require_tool, path) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
-def test_template_passes_cfn_lint(require_tool):
-    if not TEMPLATE.exists():
-        pytest.skip("template.yaml is not written yet (the SAM stack is being built in parallel)")
-    code, output = cfn_lint(require_tool, TEMPLATE)
+STACKS = sorted((ROOT / "deploy" / "cloudformation").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", [TEMPLATE, *STACKS], ids=lambda p: p.name)
+def test_templates_pass_cfn_lint(require_tool, path):
+    code, output = cfn_lint(require_tool, path)
     # cfn-lint exit codes are bit flags: 2 = errors, 4 = warnings, 8 = informational only.
     assert code in (0, 8), output
 
@@ -119,14 +121,16 @@ def functions(template: dict) -> dict[str, dict]:
 
 
 def secret_readers(template: dict) -> dict[str, set[str]]:
-    """Secret name parameter → the functions that may read it (GetSecretValue policies)."""
+    """Secret ARN parameter → the functions that may read it (GetSecretValue policies)."""
     readers: dict[str, set[str]] = {}
     for name, properties in functions(template).items():
         for policy in properties.get("Policies") or []:
             statement = policy.get("AWSSecretsManagerGetSecretValuePolicy") if isinstance(policy, dict) else None
             if statement:
-                for parameter in re.findall(r"\$\{(\w+SecretName)\}", str(statement["SecretArn"])):
-                    readers.setdefault(parameter, set()).add(name)
+                for parameter in re.findall(
+                    r"'Ref': '(\w+SecretArn)'|\$\{(\w+SecretArn)\}", str(statement["SecretArn"])
+                ):
+                    readers.setdefault("".join(parameter), set()).add(name)
     return readers
 
 
@@ -139,9 +143,9 @@ def gateway_wiring_problems(template: dict) -> list[str]:
     env = functions(template)["PaymentsFunction"]["Environment"]["Variables"]
     if env.get("PAYMENT_GATEWAY_URL") != {"Ref": "PaymentGatewayUrl"}:
         problems.append(f"PaymentsFunction PAYMENT_GATEWAY_URL is {env.get('PAYMENT_GATEWAY_URL')}")
-    if env.get("PAYMENT_GATEWAY_API_KEY_SECRET_ID") != {"Ref": "PaymentGatewayApiKeySecretName"}:
-        problems.append("PaymentsFunction lacks PAYMENT_GATEWAY_API_KEY_SECRET_ID from PaymentGatewayApiKeySecretName")
-    readers = secret_readers(template).get("PaymentGatewayApiKeySecretName", set())
+    if env.get("PAYMENT_GATEWAY_API_KEY_SECRET_ID") != {"Ref": "PaymentGatewayApiKeySecretArn"}:
+        problems.append("PaymentsFunction lacks PAYMENT_GATEWAY_API_KEY_SECRET_ID from PaymentGatewayApiKeySecretArn")
+    readers = secret_readers(template).get("PaymentGatewayApiKeySecretArn", set())
     if readers != {"PaymentsFunction"}:
         problems.append(f"the gateway's API key must be readable by PaymentsFunction only, not {sorted(readers)}")
     if "PAYMENT_GATEWAY" in str(template.get("Globals")):
@@ -154,8 +158,8 @@ def gateway_wiring_problems(template: dict) -> list[str]:
 def test_the_payments_function_reaches_the_gateway_over_https_with_its_own_secret():
     assert gateway_wiring_problems(load_template()) == []
     template = load_template()
-    assert secret_readers(template)["ServiceJwtKeysSecretName"] == set(functions(template))
-    assert secret_readers(template)["UserJwtKeysSecretName"] == {"OrchestratorFunction"}
+    assert secret_readers(template)["ServiceJwtKeysSecretArn"] == set(functions(template))
+    assert secret_readers(template)["UserJwtKeysSecretArn"] == {"OrchestratorFunction"}
 
 
 def test_gateway_wiring_check_catches_mistakes():
@@ -164,7 +168,7 @@ def test_gateway_wiring_check_catches_mistakes():
         "        - SQSSendMessagePolicy:\n            QueueName: !GetAtt PaymentsQueue.QueueName\n",
         "        - SQSSendMessagePolicy:\n            QueueName: !GetAtt PaymentsQueue.QueueName\n"
         "        - AWSSecretsManagerGetSecretValuePolicy:\n"
-        "            SecretArn: !Sub arn:aws:secretsmanager:::secret:${PaymentGatewayApiKeySecretName}-??????\n",
+        "            SecretArn: !Ref PaymentGatewayApiKeySecretArn\n",
         1,
     )
     plain_http = text.replace('AllowedPattern: "^https://', 'AllowedPattern: "^https?://', 1)
@@ -174,15 +178,27 @@ def test_gateway_wiring_check_catches_mistakes():
         assert gateway_wiring_problems(load_template(broken))
 
 
+def workflow_parameters() -> set[str]:
+    """Parameters deploy.yml adds to samconfig's (the image tags, set to the commit)."""
+    return set(re.findall(r'"([A-Z]\w+)=\$IMAGE_TAG"', (WORKFLOWS_DIR / "deploy.yml").read_text()))
+
+
 def override_problems(template: dict, config: dict) -> list[str]:
     """Every samconfig parameter override names a template parameter and fits its constraints,
-    and every parameter without a default is given, in each deploy environment."""
+    and every parameter without a default is given (by samconfig or by the deploy workflow), in
+    each deploy environment. A value with a space must be quoted: SAM splits values at spaces."""
     problems = []
     parameters = template["Parameters"]
-    required = {name for name, spec in parameters.items() if "Default" not in spec}
+    required = {name for name, spec in parameters.items() if "Default" not in spec} - workflow_parameters()
     for environment in ("staging", "production"):
         overrides = config[environment]["deploy"]["parameters"]["parameter_overrides"]
-        given = dict(item.split("=", 1) for item in overrides)
+        given = {}
+        for item in overrides:
+            name, _, value = item.partition("=")
+            quoted = len(value) > 1 and value[0] == value[-1] and value[0] in "\"'"
+            if " " in value and not quoted:
+                problems.append(f"{environment}: {name}={value} has a space: SAM would cut it there (quote it)")
+            given[name] = value[1:-1] if quoted else value
         for name, value in given.items():
             spec = parameters.get(name)
             if spec is None:
@@ -203,3 +219,8 @@ def test_samconfig_overrides_name_real_parameters_and_give_every_required_one():
     assert override_problems(load_template(), stale)
     removed = tomllib.loads(SAMCONFIG.read_text().replace('"Environment=staging",', '"PaymentSimulationMode=random",'))
     assert len(override_problems(load_template(), removed)) == 2  # unknown name, Environment missing
+    unquoted = tomllib.loads(
+        SAMCONFIG.read_text().replace("'SweeperSchedule=\"rate(2 minutes)\"'", '"SweeperSchedule=rate(2 minutes)"')
+    )
+    assert any("has a space" in problem for problem in override_problems(load_template(), unquoted))
+    assert workflow_parameters() == {"MigrationImageTag", "ServiceImageTag"}

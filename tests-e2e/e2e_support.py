@@ -99,7 +99,8 @@ def running_stack(
     **config: Any,
 ) -> Iterator[E2eStack]:
     """A whole stack on two throwaway MariaDB databases, free ports, its own secrets."""
-    databases = [ThrowawayDatabase("e2e_customers"), ThrowawayDatabase("e2e_orders")]
+    # As in production: the services run as DML-only users, migrations as a user with DDL.
+    databases = [ThrowawayDatabase("e2e_customers", dml_only=True), ThrowawayDatabase("e2e_orders", dml_only=True)]
     full_env = {
         **os.environ,
         "APP_ENV": "development",
@@ -122,6 +123,8 @@ def running_stack(
         env=full_env,
         customers_database_url=databases[0].url,
         orders_database_url=databases[1].url,
+        customers_migrate_database_url=databases[0].migrate_url,
+        orders_migrate_database_url=databases[1].migrate_url,
         log_dir=log_dir,
         bff_port=free_port(),
         customers_port=free_port(),

@@ -15,8 +15,8 @@ from servicekit.testing import ThrowawayDatabase, TokenFactory, random_key_ring_
 
 @pytest.fixture(scope="session")
 def database():
-    db = ThrowawayDatabase("customers")
-    migrate(db.url)
+    db = ThrowawayDatabase("customers", dml_only=True)  # the service runs with DML only
+    migrate(db.migrate_url)
     yield db
     db.drop()
 

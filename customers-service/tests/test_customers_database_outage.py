@@ -22,8 +22,8 @@ PASSWORD = "outage-password-1"
 
 @pytest.fixture(scope="module")
 def outage_database():
-    db = ThrowawayDatabase("cust_outage")
-    migrate(db.url)
+    db = ThrowawayDatabase("cust_outage", dml_only=True)
+    migrate(db.migrate_url)
     yield db
     db.drop()
 

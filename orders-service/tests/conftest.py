@@ -38,9 +38,9 @@ def tokens(key_ring_values) -> TokenFactory:
 
 @pytest.fixture(scope="session")
 def database() -> Iterator[ThrowawayDatabase]:
-    db = ThrowawayDatabase("orders")
+    db = ThrowawayDatabase("orders", dml_only=True)  # the service runs with DML only
     try:
-        migrate(db.url, configure_logging=False)
+        migrate(db.migrate_url, configure_logging=False)
         yield db
     finally:
         db.drop()

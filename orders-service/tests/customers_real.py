@@ -37,7 +37,7 @@ class RealCustomersService:
         log_path: Path,
         orders_api_url: str,
     ):
-        self.database = ThrowawayDatabase("customers")
+        self.database = ThrowawayDatabase("customers", dml_only=True)
         self.log_path = log_path
         env = {
             **key_ring_values,
@@ -49,7 +49,7 @@ class RealCustomersService:
         try:
             subprocess.run(
                 [sys.executable, "-m", "customers_service.cli", "migrate"],
-                env={**os.environ, **env},
+                env={**os.environ, **env, "DATABASE_URL": self.database.migrate_url},
                 cwd=directory,
                 check=True,
                 capture_output=True,

@@ -24,9 +24,9 @@ from servicekit.testing import ADMIN_URL, ServerProcess, ThrowawayDatabase
 
 @pytest.fixture(scope="module")
 def outage_database():
-    db = ThrowawayDatabase("orders_outage")
+    db = ThrowawayDatabase("orders_outage", dml_only=True)
     try:
-        migrate(db.url, configure_logging=False)
+        migrate(db.migrate_url, configure_logging=False)
         yield db
     finally:
         db.drop()

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .dbusers import DatabaseUser
 
 
 class ConfigError(RuntimeError):
@@ -116,3 +121,47 @@ def database_url(default: str, environ: Mapping[str, str] | None = None) -> str:
     if app_env(environ) == "production":
         raise ConfigError("DATABASE_URL (or DB_HOST/DB_NAME) is required when APP_ENV=production")
     return default
+
+
+@dataclass(frozen=True)
+class DatabaseUsersConfig:
+    """What `python -m servicekit.dbusers` provisions: one database, its two users, and the
+    administrator connection that creates them."""
+
+    admin_url: str = field(repr=False)
+    database: str
+    runtime: DatabaseUser
+    migration: DatabaseUser
+
+
+def database_users_config(environ: Mapping[str, str] | None = None) -> DatabaseUsersConfig:
+    """DB_HOST/DB_PORT/DB_NAME (as for the services), DB_ADMIN_USER + DB_ADMIN_PASSWORD (e.g. the
+    RDS master user), DB_APP_USER + DB_APP_PASSWORD (runtime, DML only), DB_MIGRATE_USER +
+    DB_MIGRATE_PASSWORD (Alembic, DDL). Every password is a secret: required, never defaulted."""
+    from urllib.parse import quote_plus
+
+    from .dbusers import migration_user, runtime_user
+
+    host = env_str("DB_HOST", environ=environ)
+    name = env_str("DB_NAME", environ=environ)
+    if not host or not name:
+        raise ConfigError("DB_HOST and DB_NAME are required")
+    port = env_int("DB_PORT", 3306, minimum=1, maximum=65535, environ=environ)
+    admin_user = env_str("DB_ADMIN_USER", environ=environ)
+    app_user = env_str("DB_APP_USER", environ=environ)
+    migrate_user = env_str("DB_MIGRATE_USER", environ=environ)
+    missing = [
+        n
+        for n, v in (("DB_ADMIN_USER", admin_user), ("DB_APP_USER", app_user), ("DB_MIGRATE_USER", migrate_user))
+        if not v
+    ]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} required")
+    admin_password = env_secret("DB_ADMIN_PASSWORD", environ=environ)
+    admin_url = f"mysql+pymysql://{quote_plus(admin_user)}:{quote_plus(admin_password)}@{host}:{port}/?charset=utf8mb4"
+    return DatabaseUsersConfig(
+        admin_url=admin_url,
+        database=name,
+        runtime=runtime_user(app_user, env_secret("DB_APP_PASSWORD", environ=environ)),
+        migration=migration_user(migrate_user, env_secret("DB_MIGRATE_PASSWORD", environ=environ)),
+    )

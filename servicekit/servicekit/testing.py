@@ -25,19 +25,31 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from .auth import KeyRing, mint, mint_service_token, mint_user_token
+from .dbusers import migration_user, provision, runtime_user
 
 ADMIN_URL = os.environ.get("TEST_MYSQL_ADMIN_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+# Test users connect over TCP to 127.0.0.1 or through the socket as localhost.
+_CLIENT_HOSTS = ("127.0.0.1", "localhost")
 
 
 @dataclass
 class ThrowawayDatabase:
-    """A database and a user that may touch only it, dropped by `drop()`."""
+    """A database and a user that may touch only it, dropped by `drop()`.
+
+    With `dml_only=True` it is set up as in production (servicekit.dbusers): `url` is a runtime
+    user with SELECT/INSERT/UPDATE/DELETE only, and `migrate_url` a separate migration user
+    that may also change the schema; migrate with `migrate_url`, run the service with `url`.
+    Otherwise `url` may do anything on its database and `migrate_url` is the same URL.
+    """
 
     prefix: str
+    dml_only: bool = False
     name: str = field(init=False)
     user: str = field(init=False)
-    password: str = field(init=False)
-    url: str = field(init=False)
+    password: str = field(init=False, repr=False)
+    url: str = field(init=False, repr=False)
+    migrate_user: str = field(init=False)
+    migrate_url: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         suffix = secrets.token_hex(4)
@@ -47,16 +59,33 @@ class ThrowawayDatabase:
         admin = urlsplit(ADMIN_URL)
         host = admin.hostname or "127.0.0.1"
         port = admin.port or 3306
-        engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+        engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         with engine.connect() as conn:
             conn.execute(text(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-            for client_host in ("127.0.0.1", "localhost"):
-                conn.execute(
-                    text(f"CREATE USER '{self.user}'@'{client_host}' IDENTIFIED BY :pw"), {"pw": self.password}
-                )
-                conn.execute(text(f"GRANT ALL PRIVILEGES ON `{self.name}`.* TO '{self.user}'@'{client_host}'"))
+            if not self.dml_only:
+                for client_host in _CLIENT_HOSTS:
+                    conn.execute(
+                        text(f"CREATE USER '{self.user}'@'{client_host}' IDENTIFIED BY :pw"), {"pw": self.password}
+                    )
+                    conn.execute(text(f"GRANT ALL PRIVILEGES ON `{self.name}`.* TO '{self.user}'@'{client_host}'"))
         engine.dispose()
         self.url = f"mysql+pymysql://{self.user}:{self.password}@{host}:{port}/{self.name}?charset=utf8mb4"
+        if self.dml_only:
+            self.migrate_user = f"m_{self.prefix[:16]}_{suffix}"
+            migrate_password = secrets.token_urlsafe(18)
+            provision(
+                ADMIN_URL,
+                self.name,
+                [runtime_user(self.user, self.password), migration_user(self.migrate_user, migrate_password)],
+                client_hosts=_CLIENT_HOSTS,
+                create_database=False,
+            )
+            self.migrate_url = (
+                f"mysql+pymysql://{self.migrate_user}:{migrate_password}@{host}:{port}/{self.name}?charset=utf8mb4"
+            )
+        else:
+            self.migrate_user = self.user
+            self.migrate_url = self.url
 
     def _admin(self, statements: Callable[[Connection], None]) -> None:
         engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
@@ -90,7 +119,7 @@ class ThrowawayDatabase:
         clause = "ACCOUNT LOCK" if lock else "ACCOUNT UNLOCK"
 
         def alter(conn: Connection) -> None:
-            for client_host in ("127.0.0.1", "localhost"):
+            for client_host in _CLIENT_HOSTS:
                 conn.execute(text(f"ALTER USER '{self.user}'@'{client_host}' {clause}"))
 
         self._admin(alter)
@@ -117,8 +146,9 @@ class ThrowawayDatabase:
         engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS `{self.name}`"))
-            for client_host in ("127.0.0.1", "localhost"):
-                conn.execute(text(f"DROP USER IF EXISTS '{self.user}'@'{client_host}'"))
+            for user in {self.user, self.migrate_user}:
+                for client_host in _CLIENT_HOSTS:
+                    conn.execute(text(f"DROP USER IF EXISTS '{user}'@'{client_host}'"))
         engine.dispose()
 
 
