@@ -64,6 +64,15 @@ class IdempotentRequest:
         return cls.with_fingerprint(caller=caller, route=route, key=key, fingerprint=_sha256(canonical))
 
     @classmethod
+    def for_key(
+        cls, key: str | None, *, caller: str, route: str, path_params: Mapping[str, Any], body: Any
+    ) -> IdempotentRequest | None:
+        """`build`, or None when the request has no key (an endpoint where the key is optional)."""
+        if key is None:
+            return None
+        return cls.build(caller=caller, route=route, key=key, path_params=path_params, body=body)
+
+    @classmethod
     def with_fingerprint(cls, *, caller: str, route: str, key: str, fingerprint: str) -> IdempotentRequest:
         """A request whose fingerprint the caller computed (a response it stores for itself)."""
         return cls(

@@ -75,15 +75,13 @@ def restock_product(
 ) -> Outcome:
     """Add `qty` to the stock in one atomic UPDATE. With a key, a retried restock replays the first
     answer instead of adding the stock again."""
-    request = None
-    if idempotency_key is not None:
-        request = IdempotentRequest.build(
-            caller=principal.identity,
-            route=RESTOCK_ROUTE,
-            key=idempotency_key,
-            path_params={"product_id": product_id},
-            body={"qty": qty},
-        )
+    request = IdempotentRequest.for_key(
+        idempotency_key,
+        caller=principal.identity,
+        route=RESTOCK_ROUTE,
+        path_params={"product_id": product_id},
+        body={"qty": qty},
+    )
 
     def work(session) -> Outcome:
         if not repo.add_stock(session, product_id, qty, utcnow()):
