@@ -1,7 +1,8 @@
 """Customer accounts: create, read, search, replace, patch, soft delete.
 
-Each public function is one request's work: it checks what the caller may see and runs one
-unit of work (`servicekit.db.transaction` / `read`) over the repository.
+A function taking the ServiceContext is one request's work: it decides what the caller may
+see and runs one unit of work (`servicekit.db.transaction` / `read`) over the repository; one
+taking a Session runs inside its caller's unit of work (`add_customer`: also demo seeding).
 """
 
 from __future__ import annotations
