@@ -1,12 +1,12 @@
 """The statements of the hot paths: each written once, as SQL, and run on the driver.
 
-Running a Core statement costs the service more CPU than the round trip it describes, even
-built once and found in the compiled cache: inside a request about 50 µs per statement more than
-the same SQL through `Connection.exec_driver_sql` (bench/README.md, "Statements"). So the
-statements of create, confirm, cancel, claim and the idempotency keys are plain SQL with `:name`
-parameters, in the SQL that MariaDB/MySQL and SQLite share, run with `exec_driver_sql` on the
-session's connection: the same transaction, SQLAlchemy's error wrapping (and invalidation of a
-dead connection), the same cursor events.
+A Core statement, even built once and found in the compiled cache, costs the service 20-55 µs
+of CPU more per execution inside a request than the same SQL through
+`Connection.exec_driver_sql`: as much again as the round trip's own client CPU
+(bench/README.md, "Statements"). So the statements of create, confirm, cancel, claim and the
+idempotency keys are plain SQL with `:name` parameters, in the SQL that MariaDB/MySQL and SQLite
+share, run with `exec_driver_sql` on the session's connection: the same transaction,
+SQLAlchemy's error wrapping (and invalidation of a dead connection), the same cursor events.
 
 What differs between the two databases is decided here and nowhere else:
 - parameters: PyMySQL takes `%(name)s`, and renders a list parameter as an `IN` list;
