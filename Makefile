@@ -84,7 +84,7 @@ test: install ## run every test (lint, unit, integration on MariaDB, SAM, deploy
 
 .PHONY: bench
 bench: $(STAMP) ## load-test the stack on MariaDB/MySQL: table + bench/results/*.json (bench/README.md)
-	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_ARGS)
 
 .PHONY: clean
 clean: ## remove virtualenvs, caches and build output

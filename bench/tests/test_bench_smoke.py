@@ -1,55 +1,32 @@
-"""Smoke test of the bench harness (bench/run.py): a tiny run of every scenario against a stack
+"""Smoke test of the bench harness (`python -m bench`): a tiny run of every scenario against a stack
 it starts itself on free ports and throwaway databases, then its correctness checks on data that
 breaks them. Needs MariaDB/MySQL like the other integration tests; uses wrk when installed and
 the harness's Python driver otherwise (it never installs anything here)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from bench import ROOT
+from bench.checks import hot_sku_round_check, stock_checks
+from bench.scenarios import SCENARIOS, WRITES
+from bench.target import busy_ports
 from servicekit.testing import ThrowawayDatabase
-
-ROOT = Path(__file__).resolve().parents[2]
-RUN = ROOT / "bench" / "run.py"
-
-
-def _load_harness():
-    spec = importlib.util.spec_from_file_location("bench_run", RUN)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_run"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_harness()
-
-
-def _free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _free_base_port() -> int:
-    """A base port whose +0..+2 and +1566 (the harness's layout) are all free."""
+    """A base port whose whole layout (BFF, services, gateway, SQS) is free."""
     for _ in range(200):
         base = 20000 + secrets.randbelow(20000)
-        if all(_free(base + offset) for offset in (0, 1, 2, 1566)):
+        if not busy_ports(base):
             return base
     raise RuntimeError("no free ports")
 
@@ -61,7 +38,8 @@ def tiny_run(tmp_path_factory):
     prefix = f"bsmoke_{secrets.token_hex(3)}"
     argv = [
         sys.executable,
-        str(RUN),
+        "-m",
+        "bench",
         "--fresh-stack",
         "--no-install",
         f"--base-port={_free_base_port()}",
@@ -90,19 +68,19 @@ def test_a_tiny_run_produces_the_table_and_the_json(tiny_run):
     document = json.loads(out.read_text())
     assert document["passed"] is True
     results = {r["name"]: r for r in document["results"]}
-    assert set(results) == set(bench.SCENARIOS)
+    assert set(results) == set(SCENARIOS)
     for result in results.values():
         assert result["requests"] > 0 and result["rps"] > 0
         assert {"p50", "p95", "p99", "max"} <= set(result["latency_ms"])
         assert result["statuses"] and result["errors_5xx"] == 0
-    for name in bench.WRITES:
+    for name in WRITES:
         assert results[name]["checks"]["conservation"]["ok"] is True
         assert results[name]["checks"]["oversell"]["ok"] is True
     assert results["hot-sku"]["statuses"].get("201") == 5 * results["hot-sku"]["extra"]["rounds"]
     assert results["replay"]["checks"]["all_200"]["ok"] is True
     # The table, one row per scenario, after the header.
     table = completed.stdout[completed.stdout.index("scenario ") :]
-    for name in bench.SCENARIOS:
+    for name in SCENARIOS:
         assert any(line.startswith(name + " ") for line in table.splitlines()), table
     assert "raw numbers:" in completed.stdout
 
@@ -134,17 +112,26 @@ def test_the_stock_checks_fail_on_broken_data():
                 )
             )
         # Product 1: 10 received, 5 left, 3 held: 2 units vanished.
-        checks = bench.stock_checks(engine)
+        checks = stock_checks(engine)
         assert checks["conservation"]["ok"] is False
         assert checks["conservation"]["violations"] == [{"product_id": 1, "stock_received": 10, "stock": 5, "held": 3}]
-        assert bench.stock_checks(engine, [2])["conservation"]["ok"] is True
+        assert stock_checks(engine, [2])["conservation"]["ok"] is True
     finally:
         engine.dispose()
         database.drop()
 
 
 def test_the_hot_sku_check_fails_on_oversell_and_5xx():
-    assert bench.hot_sku_round_check(Counter({"201": 100, "409": 100}), stock=100, buyers=200)["ok"] is True
-    assert bench.hot_sku_round_check(Counter({"201": 101, "409": 99}), stock=100, buyers=200)["ok"] is False
-    assert bench.hot_sku_round_check(Counter({"201": 100, "409": 99, "500": 1}), stock=100, buyers=200)["ok"] is False
-    assert bench.hot_sku_round_check(Counter({"201": 99, "409": 101}), stock=100, buyers=200)["ok"] is False
+    assert hot_sku_round_check(Counter({"201": 100, "409": 100}), stock=100, buyers=200)["ok"] is True
+    assert hot_sku_round_check(Counter({"201": 101, "409": 99}), stock=100, buyers=200)["ok"] is False
+    assert hot_sku_round_check(Counter({"201": 100, "409": 99, "500": 1}), stock=100, buyers=200)["ok"] is False
+    assert hot_sku_round_check(Counter({"201": 99, "409": 101}), stock=100, buyers=200)["ok"] is False
+
+
+def test_the_statement_measurement_runs_every_way_on_every_kind(capsys):
+    from bench import statements
+
+    assert statements.main(["--calls", "100", "--rounds", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [row.rsplit(None, 3)[0] for row in rows] == list(statements.runners())
+    assert all(float(cost) > 0 for row in rows for cost in row.split()[-3:])

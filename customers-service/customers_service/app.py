@@ -12,6 +12,7 @@ from servicekit.web import create_service_app
 
 from . import SERVICE_NAME
 from .api import customers, internal, users
+from .api.common import CONTEXT_KEY
 from .config import (
     ORDERS_NOTIFY_BACKOFF_SECONDS,
     ORDERS_NOTIFY_CONNECT_TIMEOUT_SECONDS,
@@ -21,7 +22,7 @@ from .config import (
     TRUSTED_CALLERS,
     Settings,
 )
-from .runtime import EXTENSION_KEY, Runtime
+from .services.context import ServiceContext
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -58,9 +59,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         backoff_seconds=ORDERS_NOTIFY_BACKOFF_SECONDS,
         pool_size=4,
     )
-    app.extensions[EXTENSION_KEY] = Runtime(
-        settings=settings, engine=engine, session_factory=make_session_factory(engine), orders=orders
+    app.extensions[CONTEXT_KEY] = ServiceContext(
+        settings=settings, session_factory=make_session_factory(engine), orders=orders
     )
+    app.extensions["customers_service.engine"] = engine
     for blueprint in (customers.blp, users.blp, internal.blp):
         api.register_blueprint(blueprint)
     return app

@@ -15,13 +15,11 @@ from alembic import command
 from alembic.config import Config
 
 from servicekit.config import ConfigError, app_env, database_url, env_secret
-from servicekit.db import make_engine, make_session_factory, transaction
+from servicekit.db import make_engine, make_session_factory
 
 from .config import DEFAULT_SQLITE_URL
-from .models import Customer
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
-DEMO_CUSTOMER_EMAIL = "demo-buyer@example.com"
 
 
 def alembic_config(url: str) -> Config:
@@ -38,32 +36,15 @@ def migrate(url: str) -> None:
 
 
 def seed_demo(url: str) -> dict:
-    from sqlalchemy import select
-
-    from .services import customers, users
+    from .services import demo  # not for `migrate`: importing the services hashes a password
 
     if app_env() == "production":
         raise ConfigError("seed-demo creates demo logins and never runs with APP_ENV=production")
     admin_password = env_secret("DEMO_ADMIN_PASSWORD")
     user_password = env_secret("DEMO_USER_PASSWORD")
     engine = make_engine(url)
-    session_factory = make_session_factory(engine)
-
-    def work(session):
-        existing = session.scalars(
-            select(Customer).where(Customer.email == DEMO_CUSTOMER_EMAIL, Customer.tombstone == 0)
-        ).first()
-        customer = (
-            customers.customer_to_dict(existing)
-            if existing
-            else customers.create_customer(session, name="Demo Buyer Co", email=DEMO_CUSTOMER_EMAIL, phone=None)
-        )
-        users.ensure_user(session, username="admin", password=admin_password, role="admin", customer_id=None)
-        users.ensure_user(session, username="user", password=user_password, role="customer", customer_id=customer["id"])
-        return {"customer_id": customer["id"], "admin_username": "admin", "user_username": "user"}
-
     try:
-        return transaction(session_factory, work)
+        return demo.seed_demo(make_session_factory(engine), admin_password=admin_password, user_password=user_password)
     finally:
         engine.dispose()
 

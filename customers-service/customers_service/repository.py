@@ -15,6 +15,10 @@ def get_live_customer(session: Session, customer_id: int, *, for_update: bool = 
     return session.scalars(query).one_or_none()
 
 
+def get_live_customer_by_email(session: Session, email: str) -> Customer | None:
+    return session.scalars(select(Customer).where(Customer.email == email, Customer.tombstone == 0)).first()
+
+
 def live_email_taken(session: Session, email: str, *, excluding_id: int | None = None) -> bool:
     query = select(Customer.id).where(Customer.email == email, Customer.tombstone == 0)
     if excluding_id is not None:

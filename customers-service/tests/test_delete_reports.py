@@ -73,7 +73,7 @@ def orders_down(settings):
     logging afresh, which would unhook caplog)."""
     app = create_app(dataclasses.replace(settings, orders_api_url=f"http://127.0.0.1:{free_port()}"))
     yield app.test_client()
-    app.extensions["customers_service"].engine.dispose()
+    app.extensions["customers_service.engine"].dispose()
 
 
 def test_the_delete_stands_and_is_logged_when_orders_service_stays_down(

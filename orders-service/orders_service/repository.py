@@ -1,25 +1,25 @@
 """Small query functions over orders_db. Each takes the request's Session and never commits.
 
-Core statements throughout: the hot paths (reserve, confirm, cancel) are a handful of round
-trips, and multi-row changes are single statements (one UPDATE with CASE, one multi-row INSERT).
-`FOR UPDATE` is dropped by SQLite's dialect, where BEGIN IMMEDIATE already serialises writers.
-
-The statements of the hot paths (create, confirm, idempotency keys) are built once, with bind
-parameters, at import: building a statement and its cache key costs more CPU than the database
-round trip it describes (about 90 µs against 30 µs, measured on the bench box). On MySQL/MariaDB
-through PyMySQL they go further and run as plain SQL on the session's own DBAPI connection (same
-transaction, same error handling, same cursor events), skipping SQLAlchemy's per-execution work,
-which profiling showed to be a fifth of a request's CPU (bench/README.md).
+Two kinds of statement, each written once:
+- the hot paths' (create, confirm, cancel, the payment claim and outcome, idempotency keys) are
+  SQL in the dialect MariaDB/MySQL and SQLite share, run on the driver (`sql.py` says why, and
+  holds the few things that differ between the two databases);
+- everything else is SQLAlchemy Core, built per call: rarer requests, often with optional
+  filters, where the CPU of building a statement does not matter.
+The hot paths are a fixed handful of round trips, and multi-row changes are single statements
+(one UPDATE with CASE, one multi-row INSERT). `FOR UPDATE` has no effect on SQLite, where BEGIN
+IMMEDIATE already serialises writers.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, case, delete, insert, literal, or_, select, tuple_, update
+from sqlalchemy import Row, and_, delete, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -38,6 +38,7 @@ from .models import (
     orders_table,
     products_table,
 )
+from .sql import Statement, run
 
 products = products_table
 carts = carts_table
@@ -72,152 +73,69 @@ ORDER_COLUMNS = (
 )
 
 
-# --- statements of the hot paths, built once ---------------------------------------------------
+ORDER_FIELDS = ", ".join(f"orders.{column.name}" for column in ORDER_COLUMNS)
 
-# 1 when the customer has a tombstone (customers-service reported it deleted), else NULL: a
-# column of the statement that locks the products, so the create transaction refuses a deleted
-# customer without a round trip of its own (a plain read: it takes no lock, and under READ
-# COMMITTED it sees every tombstone committed before the statement started).
-_CUSTOMER_DELETED = (
-    select(literal(1))
-    .where(deleted_customers.c.customer_id == bindparam("customer_id"))
-    .scalar_subquery()
-    .label("customer_deleted")
-)
-_LOCK_PRODUCTS = (
-    select(products.c.id, products.c.sku, products.c.price_cents, products.c.stock, _CUSTOMER_DELETED)
-    .where(products.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(products.c.id)
-    .with_for_update()
-)
-_ADD_TO_ONE_STOCK = (
-    update(products)
-    .where(products.c.id == bindparam("product_id"))
-    .values(stock=products.c.stock + bindparam("delta"), updated_at=bindparam("now"))
-)
-_INSERT_ORDER = insert(orders).values(
-    customer_id=bindparam("customer_id"),
-    status=CREATED,
-    payment_status=NOT_REQUESTED,
-    total_cents=bindparam("total_cents"),
-    created_at=bindparam("now"),
-    updated_at=bindparam("now"),
-)
-_INSERT_ORDER_ITEMS = insert(order_items)
-_LOCK_ORDER_WITH_ITEMS = (
-    select(
-        *ORDER_COLUMNS,
-        order_items.c.product_id,
-        order_items.c.sku,
-        order_items.c.qty,
-        order_items.c.unit_price_cents,
-    )
-    .select_from(orders.outerjoin(order_items, order_items.c.order_id == orders.c.id))
-    .where(orders.c.id == bindparam("order_id"))
-    .with_for_update()
-)
-_FIND_IDEMPOTENCY_KEY = select(
-    idempotency_keys.c.id,
-    idempotency_keys.c.request_fingerprint,
-    idempotency_keys.c.response_status,
-    idempotency_keys.c.response_body,
-    idempotency_keys.c.expires_at,
-).where(idempotency_keys.c.scope_hash == bindparam("scope_hash"))
-_INSERT_IDEMPOTENCY_KEY = insert(idempotency_keys)
-_STORE_IDEMPOTENT_RESPONSE = (
-    update(idempotency_keys)
-    .where(idempotency_keys.c.id == bindparam("key_id"))
-    .values(response_status=bindparam("status"), response_body=bindparam("body"))
-)
-_DELETE_IDEMPOTENCY_KEY = delete(idempotency_keys).where(idempotency_keys.c.id == bindparam("key_id"))
-# --- MySQL/MariaDB through PyMySQL: the hot statements straight on the driver ------------------
+# --- the statements of the hot paths ------------------------------------------------------------
 
-_ORDER_SELECT = ", ".join(f"orders.{column.name}" for column in ORDER_COLUMNS)
-_RAW_INSERT_KEY = (
-    "INSERT INTO idempotency_keys (scope_hash, caller, route, idempotency_key, request_fingerprint, "
-    "created_at, expires_at) VALUES (%(scope_hash)s, %(caller)s, %(route)s, %(idempotency_key)s, "
-    "%(request_fingerprint)s, %(created_at)s, %(expires_at)s)"
-)
-_RAW_LOCK_PRODUCTS = (
+# `customer_deleted` is 1 when the customer has a tombstone (customers-service reported it
+# deleted), else NULL: a column of the statement that locks the products, so the create
+# transaction refuses a deleted customer without a round trip of its own (a plain read: it takes
+# no lock, and under READ COMMITTED it sees every tombstone committed before the statement started).
+LOCK_PRODUCTS = Statement(
     "SELECT id, sku, price_cents, stock, "
-    "(SELECT 1 FROM deleted_customers WHERE customer_id = %(customer_id)s) AS customer_deleted "
-    "FROM products WHERE id IN %(ids)s ORDER BY id FOR UPDATE"
+    "(SELECT 1 FROM deleted_customers WHERE customer_id = :customer_id) AS customer_deleted "
+    "FROM products WHERE id IN :ids ORDER BY id",
+    for_update=True,
 )
-_RAW_ADD_TO_ONE_STOCK = "UPDATE products SET stock = stock + %(delta)s, updated_at = %(now)s WHERE id = %(product_id)s"
-_RAW_INSERT_ORDER = (
+ADD_TO_ONE_STOCK = Statement("UPDATE products SET stock = stock + :delta, updated_at = :now WHERE id = :product_id")
+INSERT_ORDER = Statement(
     "INSERT INTO orders (customer_id, status, payment_status, total_cents, created_at, updated_at) "
-    "VALUES (%(customer_id)s, %(status)s, %(payment_status)s, %(total_cents)s, %(now)s, %(now)s)"
+    "VALUES (:customer_id, :status, :payment_status, :total_cents, :now, :now)"
 )
-_RAW_INSERT_ORDER_ITEMS = (
+INSERT_ORDER_ITEM = Statement(
     "INSERT INTO order_items (order_id, product_id, sku, qty, unit_price_cents) "
-    "VALUES (%(order_id)s, %(product_id)s, %(sku)s, %(qty)s, %(unit_price_cents)s)"
+    "VALUES (:order_id, :product_id, :sku, :qty, :unit_price_cents)"
 )
-_RAW_LOCK_ORDER_WITH_ITEMS = (
-    f"SELECT {_ORDER_SELECT}, order_items.product_id, order_items.sku, order_items.qty, "
+LOCK_ORDER = Statement(f"SELECT {ORDER_FIELDS} FROM orders WHERE orders.id = :order_id", for_update=True)
+# No ORDER BY: it would make MariaDB build a temporary table for every confirm (sorted in Python).
+LOCK_ORDER_WITH_ITEMS = Statement(
+    f"SELECT {ORDER_FIELDS}, order_items.product_id, order_items.sku, order_items.qty, "
     "order_items.unit_price_cents FROM orders LEFT OUTER JOIN order_items ON order_items.order_id = orders.id "
-    "WHERE orders.id = %(order_id)s FOR UPDATE"
+    "WHERE orders.id = :order_id",
+    for_update=True,
 )
-_RAW_STORE_IDEMPOTENT_RESPONSE = (
-    "UPDATE idempotency_keys SET response_status = %(status)s, response_body = %(body)s WHERE id = %(key_id)s"
+ITEMS_OF_ORDERS = Statement(
+    "SELECT order_id, product_id, sku, qty, unit_price_cents FROM order_items "
+    "WHERE order_id IN :order_ids ORDER BY order_id, product_id"
 )
+FIND_IDEMPOTENCY_KEY = Statement(
+    "SELECT id, request_fingerprint, response_status, response_body, expires_at "
+    "FROM idempotency_keys WHERE scope_hash = :scope_hash"
+)
+INSERT_IDEMPOTENCY_KEY = Statement(
+    "INSERT INTO idempotency_keys (scope_hash, caller, route, idempotency_key, request_fingerprint, "
+    "created_at, expires_at) VALUES (:scope_hash, :caller, :route, :idempotency_key, :request_fingerprint, "
+    ":created_at, :expires_at)"
+)
+STORE_IDEMPOTENT_RESPONSE = Statement(
+    "UPDATE idempotency_keys SET response_status = :status, response_body = :body WHERE id = :key_id"
+)
+DELETE_IDEMPOTENCY_KEY = Statement("DELETE FROM idempotency_keys WHERE id = :key_id")
 
 
-_DRIVER_KEY = "orders_service.driver_connection"
+@functools.cache
+def _set_order_fields_statement(names: tuple[str, ...]) -> Statement:
+    """`UPDATE orders SET <names>, updated_at WHERE id`: one per set of fields (a handful exist);
+    the names come from our own code and must be columns of orders."""
+    assignments = ", ".join(f"{orders.c[name].name} = :{name}" for name in (*names, "updated_at"))
+    return Statement(f"UPDATE orders SET {assignments} WHERE id = :order_id")
 
 
-class RawRow(dict):
-    """A row from the driver: by key (like `Row._mapping`) and by attribute (like `Row`)."""
-
-    __slots__ = ()
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-def _driver(session: Session) -> Any | None:
-    """The session's Connection when it is MySQL/MariaDB through PyMySQL, else None (remembered
-    for the session's current transaction: `Session.connection()` is not free)."""
-    remembered = session.info.get(_DRIVER_KEY)
-    if remembered is not None and remembered[0] is session.get_transaction():
-        return remembered[1]
-    connection = session.connection()
-    dialect = connection.dialect
-    if not (dialect.driver == "pymysql" and dialect.name in ("mysql", "mariadb")):
-        connection = None
-    session.info[_DRIVER_KEY] = (session.get_transaction(), connection)
-    return connection
-
-
-def _raw(connection: Any, sql: str, params: Any, *, many: bool = False) -> Any:
-    """Run `sql` on the connection's DBAPI cursor, in its transaction. Cursor events fire as for
-    any statement, and errors are SQLAlchemy's (wrapped, invalidating a dead connection)."""
-    cursor = connection.connection.dbapi_connection.cursor()
-    if connection.dispatch.before_cursor_execute:
-        connection.dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
-    try:
-        if many:
-            cursor.executemany(sql, params)
-        else:
-            cursor.execute(sql, params)
-    except Exception as exc:
-        cursor.close()
-        connection._handle_dbapi_exception(exc, sql, params, cursor, None)
-    return cursor
-
-
-def _raw_rows(cursor: Any) -> list[RawRow]:
-    names = [column[0] for column in cursor.description]
-    rows = [RawRow(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    cursor.close()
-    return rows
-
-
-# set_order_fields: one statement per set of fields written (a handful of sets exist).
-_SET_ORDER_FIELDS: dict[tuple[str, ...], Any] = {}
-_RAW_SET_ORDER_FIELDS: dict[tuple[str, ...], str] = {}
+@functools.cache
+def _change_stocks_statement(count: int) -> Statement:
+    """One UPDATE adding a delta to each of `count` products (`:id_<i>`, `:delta_<i>`)."""
+    whens = " ".join(f"WHEN :id_{i} THEN :delta_{i}" for i in range(count))
+    return Statement(f"UPDATE products SET stock = stock + CASE id {whens} END, updated_at = :now WHERE id IN :ids")
 
 
 def _upsert(session: Session, table, values: Mapping[str, Any], key: Sequence[str], update_columns: Sequence[str]):
@@ -309,11 +227,9 @@ def lock_products(session: Session, product_ids: Iterable[int], *, customer_id: 
     Every row also carries `customer_deleted` (1 if the customer ordering has a tombstone, else
     None); when no product exists there is no row to carry it: ask `customer_deleted()`."""
     ids = sorted(product_ids)
-    params = {"ids": ids, "customer_id": customer_id}
-    connection = _driver(session)
-    if connection is not None and ids:
-        return _raw_rows(_raw(connection, _RAW_LOCK_PRODUCTS, params))
-    return list(session.execute(_LOCK_PRODUCTS, params))
+    if not ids:
+        return []
+    return list(run(session, LOCK_PRODUCTS, {"ids": ids, "customer_id": customer_id}))
 
 
 def change_stock(session: Session, delta_by_product: Mapping[int, int], now: datetime) -> None:
@@ -326,19 +242,14 @@ def change_stock(session: Session, delta_by_product: Mapping[int, int], now: dat
         return
     if len(delta_by_product) == 1:
         ((product_id, delta_qty),) = delta_by_product.items()
-        params = {"product_id": product_id, "delta": delta_qty, "now": now}
-        connection = _driver(session)
-        if connection is not None:
-            _raw(connection, _RAW_ADD_TO_ONE_STOCK, params).close()
-        else:
-            session.execute(_ADD_TO_ONE_STOCK, params)
+        run(session, ADD_TO_ONE_STOCK, {"product_id": product_id, "delta": delta_qty, "now": now})
         return
-    delta = case(dict(delta_by_product), value=products.c.id)
-    session.execute(
-        update(products)
-        .where(products.c.id.in_(sorted(delta_by_product)))
-        .values(stock=products.c.stock + delta, updated_at=now)
-    )
+    ids = sorted(delta_by_product)
+    params: dict[str, Any] = {"ids": ids, "now": now}
+    for i, product_id in enumerate(ids):
+        params[f"id_{i}"] = product_id
+        params[f"delta_{i}"] = delta_by_product[product_id]
+    run(session, _change_stocks_statement(len(ids)), params)
 
 
 # --- Deleted customers ------------------------------------------------------------------------
@@ -431,28 +342,20 @@ def delete_cart_items(session: Session, customer_id: int, product_ids: Iterable[
 
 
 def insert_order(session: Session, *, customer_id: int, total_cents: int, now: datetime) -> int:
-    params = {"customer_id": customer_id, "total_cents": total_cents, "now": now}
-    connection = _driver(session)
-    if connection is not None:
-        params.update(status=CREATED, payment_status=NOT_REQUESTED)
-        cursor = _raw(connection, _RAW_INSERT_ORDER, params)
-        cursor.close()
-        return int(cursor.lastrowid)
-    result = session.execute(_INSERT_ORDER, params)
-    return int(result.inserted_primary_key[0])
+    params = {
+        "customer_id": customer_id,
+        "status": CREATED,
+        "payment_status": NOT_REQUESTED,
+        "total_cents": total_cents,
+        "now": now,
+    }
+    return int(run(session, INSERT_ORDER, params).lastrowid)
 
 
 def insert_order_items(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """All lines in one multi-row INSERT (executemany is batched by the driver)."""
     rows = list(rows)
-    connection = _driver(session)
-    if connection is not None:
-        if len(rows) == 1:
-            _raw(connection, _RAW_INSERT_ORDER_ITEMS, rows[0]).close()
-        else:
-            _raw(connection, _RAW_INSERT_ORDER_ITEMS, rows, many=True).close()
-        return
-    session.execute(_INSERT_ORDER_ITEMS, rows[0] if len(rows) == 1 else rows)
+    run(session, INSERT_ORDER_ITEM, rows[0] if len(rows) == 1 else rows)
 
 
 def get_order(session: Session, order_id: int) -> Row | None:
@@ -461,20 +364,15 @@ def get_order(session: Session, order_id: int) -> Row | None:
 
 def lock_order(session: Session, order_id: int) -> Row | None:
     """The order's row lock: every transition of one order is serialised on it."""
-    return session.execute(select(*ORDER_COLUMNS).where(orders.c.id == order_id).with_for_update()).first()
+    return run(session, LOCK_ORDER, {"order_id": order_id}).first()
 
 
 def lock_order_with_items(session: Session, order_id: int) -> tuple[Row | None, list[Row]]:
     """`lock_order` and the order's lines in one round trip (the lines' locks are harmless: they
     never change, and every transition of the order is serialised on the order row anyway)."""
-    connection = _driver(session)
-    if connection is not None:
-        rows: list[Any] = _raw_rows(_raw(connection, _RAW_LOCK_ORDER_WITH_ITEMS, {"order_id": order_id}))
-    else:
-        rows = list(session.execute(_LOCK_ORDER_WITH_ITEMS, {"order_id": order_id}))
+    rows = list(run(session, LOCK_ORDER_WITH_ITEMS, {"order_id": order_id}))
     if not rows:
         return None, []
-    # Sorted here: an ORDER BY would make MariaDB build a temporary table for every confirm.
     return rows[0], sorted((row for row in rows if row.product_id is not None), key=lambda row: row.product_id)
 
 
@@ -483,47 +381,14 @@ def items_by_order(session: Session, order_ids: Sequence[int]) -> dict[int, list
     grouped: dict[int, list[Row]] = {order_id: [] for order_id in order_ids}
     if not order_ids:
         return grouped
-    stmt = (
-        select(
-            order_items.c.order_id,
-            order_items.c.product_id,
-            order_items.c.sku,
-            order_items.c.qty,
-            order_items.c.unit_price_cents,
-        )
-        .where(order_items.c.order_id.in_(list(order_ids)))
-        .order_by(order_items.c.order_id, order_items.c.product_id)
-    )
-    for row in session.execute(stmt):
+    for row in run(session, ITEMS_OF_ORDERS, {"order_ids": list(order_ids)}):
         grouped[row.order_id].append(row)
     return grouped
 
 
 def set_order_fields(session: Session, order_id: int, now: datetime, **fields: Any) -> None:
-    names = tuple(sorted(fields))
-    stmt = _SET_ORDER_FIELDS.get(names)
-    if stmt is None:
-        stmt = (
-            update(orders)
-            .where(orders.c.id == bindparam("b_order_id"))
-            .values({name: bindparam(f"b_{name}") for name in (*names, "updated_at")})
-        )
-        if len(_SET_ORDER_FIELDS) < 64:
-            _SET_ORDER_FIELDS[names] = stmt
-    params = {f"b_{name}": value for name, value in fields.items()}
-    params["b_order_id"] = order_id
-    params["b_updated_at"] = now
-    connection = _driver(session)
-    if connection is not None:
-        raw_sql = _RAW_SET_ORDER_FIELDS.get(names)
-        if raw_sql is None:  # column names from our own code (the keyword arguments), never input
-            assignments = ", ".join(f"{orders.c[name].name} = %(b_{name})s" for name in (*names, "updated_at"))
-            raw_sql = f"UPDATE orders SET {assignments} WHERE id = %(b_order_id)s"
-            if len(_RAW_SET_ORDER_FIELDS) < 64:
-                _RAW_SET_ORDER_FIELDS[names] = raw_sql
-        _raw(connection, raw_sql, params).close()
-        return
-    session.execute(stmt, params)
+    statement = _set_order_fields_statement(tuple(sorted(fields)))
+    run(session, statement, {**fields, "order_id": order_id, "updated_at": now})
 
 
 @dataclass(frozen=True)
@@ -598,7 +463,7 @@ def stale_reservation_ids(session: Session, *, created_before: datetime, limit: 
 
 
 def find_idempotency_key(session: Session, scope_hash: str) -> Row | None:
-    return session.execute(_FIND_IDEMPOTENCY_KEY, {"scope_hash": scope_hash}).first()
+    return run(session, FIND_IDEMPOTENCY_KEY, {"scope_hash": scope_hash}).first()
 
 
 def insert_idempotency_key(
@@ -621,26 +486,15 @@ def insert_idempotency_key(
         "created_at": now,
         "expires_at": expires_at,
     }
-    connection = _driver(session)
-    if connection is not None:
-        cursor = _raw(connection, _RAW_INSERT_KEY, params)
-        cursor.close()
-        return int(cursor.lastrowid)
-    result = session.execute(_INSERT_IDEMPOTENCY_KEY, params)
-    return int(result.inserted_primary_key[0])
+    return int(run(session, INSERT_IDEMPOTENCY_KEY, params).lastrowid)
 
 
 def store_idempotent_response(session: Session, key_id: int, status: int, body: str) -> None:
-    params = {"key_id": key_id, "status": status, "body": body}
-    connection = _driver(session)
-    if connection is not None:
-        _raw(connection, _RAW_STORE_IDEMPOTENT_RESPONSE, params).close()
-    else:
-        session.execute(_STORE_IDEMPOTENT_RESPONSE, params)
+    run(session, STORE_IDEMPOTENT_RESPONSE, {"key_id": key_id, "status": status, "body": body})
 
 
 def delete_idempotency_key(session: Session, key_id: int) -> None:
-    session.execute(_DELETE_IDEMPOTENCY_KEY, {"key_id": key_id})
+    run(session, DELETE_IDEMPOTENCY_KEY, {"key_id": key_id})
 
 
 def expired_idempotency_key_ids(session: Session, now: datetime, limit: int) -> list[int]:

@@ -82,6 +82,28 @@ def test_create_is_four_statements_whatever_the_size(app, api):
     assert sent == ["INSERT", "SELECT", "UPDATE", "INSERT", "INSERT", "UPDATE"]
 
 
+def test_confirm_cancel_and_the_payment_claim_are_a_fixed_handful_of_statements(app, api):
+    customer = api.new_customer()
+    products = [(api.new_product()["id"], 1) for _ in range(3)]
+    confirmed, canceled = api.new_order(customer, products), api.new_order(customer, products)
+
+    with statements(app) as sent:
+        assert api.confirm(confirmed["id"]).status_code == 200
+    assert sent == ["INSERT", "SELECT", "UPDATE", "UPDATE"]  # key claim, order + lines locked, order, response
+
+    with statements(app) as sent:
+        assert api.claim(confirmed["id"]).get_json()["claimed"] is True
+    assert sent == ["SELECT", "UPDATE"]  # order + lines locked, order
+
+    with statements(app) as sent:
+        response = api.client.post(
+            f"/orders/{canceled['id']}/cancel", headers={**api.admin, "Idempotency-Key": uuid.uuid4().hex}
+        )
+        assert response.status_code == 200
+    # key claim, order locked, its lines, every product's stock in one UPDATE, order, response
+    assert sent == ["INSERT", "SELECT", "SELECT", "UPDATE", "UPDATE", "UPDATE"]
+
+
 def test_short_stock_reserves_nothing_and_names_the_product(api, db):
     customer = api.new_customer()
     plenty, scarce = api.new_product(stock=50), api.new_product(stock=2)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from sqlalchemy import Connection, create_engine, text
@@ -25,11 +25,56 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from .auth import KeyRing, mint, mint_service_token, mint_user_token
-from .dbusers import migration_user, provision, runtime_user
+from .dbusers import provision, runtime_user
 
 ADMIN_URL = os.environ.get("TEST_MYSQL_ADMIN_URL", "mysql+pymysql://root@127.0.0.1:3306/")
-# Test users connect over TCP to 127.0.0.1 or through the socket as localhost.
-_CLIENT_HOSTS = ("127.0.0.1", "localhost")
+CLIENT_HOSTS = ("127.0.0.1", "localhost")  # the user exists for both ways of reaching the server
+
+
+def _admin(statements: Callable[[Connection], None], admin_url: str = ADMIN_URL) -> None:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            statements(conn)
+    finally:
+        engine.dispose()
+
+
+def create_database(name: str, user: str, password: str, *, admin_url: str = ADMIN_URL) -> str:
+    """A fresh database `name` (one left by an earlier run is dropped) and a `user` who may touch
+    only it; its URL. Names are quoted identifiers and the user, host and password bound values,
+    so no value becomes SQL."""
+
+    def create(conn: Connection) -> None:
+        _drop(conn, name, user)
+        database = conn.dialect.identifier_preparer.quote_identifier(name)
+        conn.execute(text(f"CREATE DATABASE {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+        for host in CLIENT_HOSTS:
+            account = {"user": user, "host": host}
+            conn.execute(text("CREATE USER :user@:host IDENTIFIED BY :password"), {**account, "password": password})
+            conn.execute(text(f"GRANT ALL PRIVILEGES ON {database}.* TO :user@:host"), account)
+
+    _admin(create, admin_url)
+    return database_url(name, user, password, admin_url=admin_url)
+
+
+def database_url(name: str, user: str, password: str, *, admin_url: str = ADMIN_URL) -> str:
+    """How `user` reaches database `name` on the server of `admin_url`."""
+    admin = urlsplit(admin_url)
+    host, port = admin.hostname or "127.0.0.1", admin.port or 3306
+    return f"mysql+pymysql://{quote(user)}:{quote(password)}@{host}:{port}/{quote(name)}?charset=utf8mb4"
+
+
+def drop_database(name: str, *users: str, admin_url: str = ADMIN_URL) -> None:
+    """Drop what `create_database` made, and any other `users` (whatever of it exists)."""
+    _admin(lambda conn: _drop(conn, name, *users), admin_url)
+
+
+def _drop(conn: Connection, name: str, *users: str) -> None:
+    conn.execute(text(f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote_identifier(name)}"))
+    for user in users:
+        for host in CLIENT_HOSTS:
+            conn.execute(text("DROP USER IF EXISTS :user@:host"), {"user": user, "host": host})
 
 
 @dataclass
@@ -56,44 +101,21 @@ class ThrowawayDatabase:
         self.name = f"t_{self.prefix}_{suffix}"
         self.user = f"u_{self.prefix[:16]}_{suffix}"
         self.password = secrets.token_urlsafe(18)
-        admin = urlsplit(ADMIN_URL)
-        host = admin.hostname or "127.0.0.1"
-        port = admin.port or 3306
-        engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        with engine.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-            if not self.dml_only:
-                for client_host in _CLIENT_HOSTS:
-                    conn.execute(
-                        text(f"CREATE USER '{self.user}'@'{client_host}' IDENTIFIED BY :pw"), {"pw": self.password}
-                    )
-                    conn.execute(text(f"GRANT ALL PRIVILEGES ON `{self.name}`.* TO '{self.user}'@'{client_host}'"))
-        engine.dispose()
-        self.url = f"mysql+pymysql://{self.user}:{self.password}@{host}:{port}/{self.name}?charset=utf8mb4"
-        if self.dml_only:
-            self.migrate_user = f"m_{self.prefix[:16]}_{suffix}"
-            migrate_password = secrets.token_urlsafe(18)
-            provision(
-                ADMIN_URL,
-                self.name,
-                [runtime_user(self.user, self.password), migration_user(self.migrate_user, migrate_password)],
-                client_hosts=_CLIENT_HOSTS,
-                create_database=False,
-            )
-            self.migrate_url = (
-                f"mysql+pymysql://{self.migrate_user}:{migrate_password}@{host}:{port}/{self.name}?charset=utf8mb4"
-            )
-        else:
-            self.migrate_user = self.user
-            self.migrate_url = self.url
-
-    def _admin(self, statements: Callable[[Connection], None]) -> None:
-        engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        try:
-            with engine.connect() as conn:
-                statements(conn)
-        finally:
-            engine.dispose()
+        if not self.dml_only:
+            self.url = create_database(self.name, self.user, self.password)
+            self.migrate_user, self.migrate_url = self.user, self.url
+            return
+        # As in production: the migration user owns the schema, the runtime user gets DML only.
+        self.migrate_user = f"m_{self.prefix[:16]}_{suffix}"
+        self.migrate_url = create_database(self.name, self.migrate_user, secrets.token_urlsafe(18))
+        provision(
+            ADMIN_URL,
+            self.name,
+            [runtime_user(self.user, self.password)],
+            client_hosts=CLIENT_HOSTS,
+            create_database=False,
+        )
+        self.url = database_url(self.name, self.user, self.password)
 
     def kill_connections(self) -> int:
         """KILL every connection of this database's user (what a restart of the server does to
@@ -107,22 +129,22 @@ class ThrowawayDatabase:
             ).scalars()
             for connection_id in ids:
                 try:
-                    conn.execute(text(f"KILL CONNECTION {int(connection_id)}"))
+                    conn.execute(text("KILL CONNECTION :id"), {"id": int(connection_id)})
                     killed += 1
                 except OperationalError:  # gone meanwhile (unknown thread id)
                     pass
 
-        self._admin(kill)
+        _admin(kill)
         return killed
 
     def _lock(self, lock: bool) -> None:
-        clause = "ACCOUNT LOCK" if lock else "ACCOUNT UNLOCK"
+        statement = text("ALTER USER :user@:host ACCOUNT LOCK" if lock else "ALTER USER :user@:host ACCOUNT UNLOCK")
 
         def alter(conn: Connection) -> None:
-            for client_host in _CLIENT_HOSTS:
-                conn.execute(text(f"ALTER USER '{self.user}'@'{client_host}' {clause}"))
+            for host in CLIENT_HOSTS:
+                conn.execute(statement, {"user": self.user, "host": host})
 
-        self._admin(alter)
+        _admin(alter)
 
     def cut(self) -> None:
         """A database outage for this database's user only, never the shared server: new
@@ -143,13 +165,7 @@ class ThrowawayDatabase:
             self.restore()
 
     def drop(self) -> None:
-        engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{self.name}`"))
-            for user in {self.user, self.migrate_user}:
-                for client_host in _CLIENT_HOSTS:
-                    conn.execute(text(f"DROP USER IF EXISTS '{user}'@'{client_host}'"))
-        engine.dispose()
+        drop_database(self.name, *{self.user, self.migrate_user})
 
 
 def random_key_ring_value(kid: str = "k1") -> str:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from servicekit.contracts import CustomerSchema
-from servicekit.db import read, transaction
-from servicekit.problems import not_found
 from servicekit.web import Blueprint, ProblemSchema, current_principal, int_path, log_context, page_schema, requires
 
-from ..runtime import runtime
 from ..services import customers
+from .common import service_context
 from .schemas import CustomerInSchema, CustomerPatchSchema, CustomerSearchQuerySchema
 
 blp = Blueprint("customers", __name__, url_prefix="/customers", description="B2B customer accounts")
@@ -26,7 +24,7 @@ class CustomerCollection(MethodView):
     @blp.alt_response(409, schema=ProblemSchema, description="Duplicate email (code duplicate_email)")
     def post(self, body):
         """Create a customer"""
-        created = transaction(runtime().session_factory, lambda s: customers.create_customer(s, **body))
+        created = customers.create_customer(service_context(), body)
         log_context(customer_id=created["id"])
         return created
 
@@ -35,11 +33,8 @@ class CustomerCollection(MethodView):
     @blp.response(200, CustomerPageSchema)
     def get(self, query):
         """Search customers by name or email, a cursor page at a time"""
-        return read(
-            runtime().session_factory,
-            lambda session: customers.search_customers(
-                session, search=query["search"], limit=query["limit"], cursor=query["cursor"]
-            ),
+        return customers.search_customers(
+            service_context(), search=query["search"], limit=query["limit"], cursor=query["cursor"]
         )
 
 
@@ -51,9 +46,7 @@ class CustomerItem(MethodView):
     def get(self, customer_id):
         """Get a customer (admins, or the customer's own users)"""
         log_context(customer_id=customer_id)
-        if not current_principal().can_act_for(customer_id):
-            raise not_found("Customer", customer_id)  # not 403: do not reveal that it exists
-        return read(runtime().session_factory, lambda session: customers.get_customer(session, customer_id))
+        return customers.get_customer(service_context(), current_principal(), customer_id)
 
     @requires("admin", "service")
     @blp.arguments(CustomerInSchema)
@@ -63,8 +56,7 @@ class CustomerItem(MethodView):
     def put(self, body, customer_id):
         """Replace a customer (an omitted phone is cleared)"""
         log_context(customer_id=customer_id)
-        changes = {"name": body["name"], "email": body["email"], "phone": body.get("phone")}
-        return transaction(runtime().session_factory, lambda s: customers.update_customer(s, customer_id, changes))
+        return customers.replace_customer(service_context(), customer_id, body)
 
     @requires("admin", "service")
     @blp.arguments(CustomerPatchSchema)
@@ -74,7 +66,7 @@ class CustomerItem(MethodView):
     def patch(self, body, customer_id):
         """Change some fields of a customer"""
         log_context(customer_id=customer_id)
-        return transaction(runtime().session_factory, lambda s: customers.update_customer(s, customer_id, body))
+        return customers.update_customer(service_context(), customer_id, body)
 
     @requires("admin", "service")
     @blp.response(204)
@@ -82,4 +74,4 @@ class CustomerItem(MethodView):
     def delete(self, customer_id):
         """Soft-delete a customer: gone from reads, no new orders (orders-service is told at once); its orders stay"""
         log_context(customer_id=customer_id)
-        customers.delete_and_report(runtime().session_factory, runtime().orders, customer_id)
+        customers.delete_customer(service_context(), customer_id)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from servicekit.contracts import CustomerSchema
-from servicekit.db import read
-from servicekit.web import Blueprint, ProblemSchema, int_path, log_context, requires
+from servicekit.web import Blueprint, ProblemSchema, current_principal, int_path, log_context, requires
 
-from ..runtime import runtime
 from ..services import customers
+from .common import service_context
 
 blp = Blueprint("internal", __name__, url_prefix="/internal", description="Service-to-service endpoints")
 
@@ -22,4 +21,4 @@ class InternalCustomer(MethodView):
     def get(self, customer_id):
         """Look up a live customer (used by orders-service and the BFF to validate customers)"""
         log_context(customer_id=customer_id)
-        return read(runtime().session_factory, lambda session: customers.get_customer(session, customer_id))
+        return customers.get_customer(service_context(), current_principal(), customer_id)

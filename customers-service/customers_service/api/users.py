@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from servicekit.contracts import LoginSchema
-from servicekit.db import transaction
 from servicekit.web import Blueprint, ProblemSchema, log_context, requires
 
-from ..runtime import runtime
 from ..services import users
+from .common import service_context
 from .schemas import LoginInSchema, UserInSchema, UserSchema
 
 blp = Blueprint("users", __name__, description="Login users and authentication")
@@ -22,17 +21,7 @@ class Login(MethodView):
     @blp.alt_response(401, schema=ProblemSchema, description="Wrong username or password")
     def post(self, body):
         """Exchange username and password for a user token"""
-        rt = runtime()
-        result = transaction(
-            rt.session_factory,
-            lambda s: users.login(
-                s,
-                username=body["username"],
-                password=body["password"],
-                ring=rt.settings.user_jwt_keys,
-                ttl_seconds=rt.settings.user_token_ttl_seconds,
-            ),
-        )
+        result = users.login(service_context(), username=body["username"], password=body["password"])
         log_context(user_id=result["user"]["id"], customer_id=result["user"]["customer_id"])
         return result
 
@@ -45,6 +34,6 @@ class UserCollection(MethodView):
     @blp.alt_response(409, schema=ProblemSchema, description="Username taken (code duplicate_username)")
     def post(self, body):
         """Create a login user (an admin, or a customer user bound to a customer)"""
-        created = transaction(runtime().session_factory, lambda s: users.create_user(s, **body))
+        created = users.create_user(service_context(), body)
         log_context(user_id=created["id"], customer_id=created["customer_id"])
         return created

@@ -1,1 +1,1 @@
-"""Business rules of customers-service: plain functions over a Session, raising Problems."""
+"""Business rules as plain functions: they take a ServiceContext, return dicts, raise Problems."""

@@ -1,4 +1,9 @@
-"""Customer accounts: create, read, search, replace, patch, soft delete."""
+"""Customer accounts: create, read, search, replace, patch, soft delete.
+
+A function taking the ServiceContext is one request's work: it decides what the caller may
+see and runs one unit of work (`servicekit.db.transaction` / `read`) over the repository; one
+taking a Session runs inside its caller's unit of work (`add_customer`: also demo seeding).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,20 @@ import logging
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from servicekit.db import is_duplicate_key, transaction
+from servicekit.auth import Principal
+from servicekit.db import is_duplicate_key, read, transaction
 from servicekit.http_client import ServiceClient
 from servicekit.logging import log_event
 from servicekit.pagination import decode_cursor, page
-from servicekit.problems import Problem, conflict, not_found
+from servicekit.problems import not_found
 from servicekit.timeutil import iso_utc, utcnow
 
 from .. import repository
 from ..models import Customer
+from .context import ServiceContext
+from .problems import duplicate_email
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +40,6 @@ def customer_to_dict(customer: Customer) -> dict[str, Any]:
     }
 
 
-def _duplicate_email(email: str) -> Problem:
-    return conflict("duplicate_email", f"A customer with email {email} already exists")
-
-
 def _normalise(fields: dict[str, Any]) -> dict[str, Any]:
     cleaned = dict(fields)
     if "email" in cleaned:
@@ -45,10 +49,15 @@ def _normalise(fields: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def create_customer(session: Session, *, name: str, email: str, phone: str | None = None) -> dict[str, Any]:
+def create_customer(ctx: ServiceContext, fields: dict[str, Any]) -> dict[str, Any]:
+    return transaction(ctx.session_factory, lambda session: add_customer(session, **fields))
+
+
+def add_customer(session: Session, *, name: str, email: str, phone: str | None = None) -> dict[str, Any]:
+    """Insert a customer in the caller's unit of work (also what demo seeding uses)."""
     fields = _normalise({"name": name, "email": email, "phone": phone})
     if repository.live_email_taken(session, fields["email"]):
-        raise _duplicate_email(fields["email"])
+        raise duplicate_email(fields["email"])
     now = utcnow()
     customer = Customer(**fields, created_at=now, updated_at=now)
     session.add(customer)
@@ -56,27 +65,44 @@ def create_customer(session: Session, *, name: str, email: str, phone: str | Non
     return customer_to_dict(customer)
 
 
-def get_customer(session: Session, customer_id: int) -> dict[str, Any]:
-    customer = repository.get_live_customer(session, customer_id)
-    if customer is None:
-        raise not_found("Customer", customer_id)
-    return customer_to_dict(customer)
+def get_customer(ctx: ServiceContext, principal: Principal, customer_id: int) -> dict[str, Any]:
+    """A live customer: admins and services see any, a customer user only its own record."""
+    if not principal.can_act_for(customer_id):
+        raise not_found("Customer", customer_id)  # not 403: do not reveal that it exists
+
+    def work(session: Session) -> dict[str, Any]:
+        customer = repository.get_live_customer(session, customer_id)
+        if customer is None:
+            raise not_found("Customer", customer_id)
+        return customer_to_dict(customer)
+
+    return read(ctx.session_factory, work)
 
 
-def search_customers(session: Session, *, search: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+def search_customers(ctx: ServiceContext, *, search: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
     after_id = decode_cursor(cursor)["id"] if cursor else None
-    rows = repository.list_live_customers(session, search=search or None, after_id=after_id, limit=limit + 1)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return page(
-        [customer_to_dict(c) for c in rows],
-        limit=limit,
-        next_position={"id": rows[-1].id} if has_more else None,
-    )
+
+    def work(session: Session) -> dict[str, Any]:
+        rows = repository.list_live_customers(session, search=search or None, after_id=after_id, limit=limit + 1)
+        shown = rows[:limit]
+        next_position = {"id": shown[-1].id} if len(rows) > limit else None
+        return page([customer_to_dict(c) for c in shown], limit=limit, next_position=next_position)
+
+    return read(ctx.session_factory, work)
 
 
-def update_customer(session: Session, customer_id: int, changes: dict[str, Any]) -> dict[str, Any]:
-    """PUT passes every field (phone None when omitted); PATCH only the given ones."""
+def replace_customer(ctx: ServiceContext, customer_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+    """PUT: every field; an omitted phone is cleared."""
+    changes = {"name": fields["name"], "email": fields["email"], "phone": fields.get("phone")}
+    return update_customer(ctx, customer_id, changes)
+
+
+def update_customer(ctx: ServiceContext, customer_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+    """PATCH: only the given fields."""
+    return transaction(ctx.session_factory, lambda session: _update_customer(session, customer_id, changes))
+
+
+def _update_customer(session: Session, customer_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     customer = repository.get_live_customer(session, customer_id, for_update=True)
     if customer is None:
         raise not_found("Customer", customer_id)
@@ -87,7 +113,7 @@ def update_customer(session: Session, customer_id: int, changes: dict[str, Any])
         and new_email != customer.email
         and repository.live_email_taken(session, new_email, excluding_id=customer_id)
     ):
-        raise _duplicate_email(new_email)
+        raise duplicate_email(new_email)
     for field, value in changes.items():
         setattr(customer, field, value)
     customer.updated_at = utcnow()
@@ -95,15 +121,15 @@ def update_customer(session: Session, customer_id: int, changes: dict[str, Any])
     return customer_to_dict(customer)
 
 
-def delete_and_report(session_factory: sessionmaker[Session], orders: ServiceClient, customer_id: int) -> None:
+def delete_customer(ctx: ServiceContext, customer_id: int) -> None:
     """Soft-delete the customer, then tell orders-service, which holds customers in a lookup cache.
 
     The report follows the commit (never a remote call inside the transaction) and cannot undo
     it: if orders-service cannot be told, the delete stands, the failure is logged, and that
     cache's TTL bounds how long orders-service may still accept orders for the customer.
     """
-    transaction(session_factory, lambda session: delete_customer(session, customer_id))
-    report_deletion(orders, customer_id)
+    transaction(ctx.session_factory, lambda session: _soft_delete(session, customer_id))
+    report_deletion(ctx.orders, customer_id)
 
 
 def report_deletion(orders: ServiceClient, customer_id: int) -> bool:
@@ -132,7 +158,7 @@ def report_deletion(orders: ServiceClient, customer_id: int) -> bool:
     return False
 
 
-def delete_customer(session: Session, customer_id: int) -> None:
+def _soft_delete(session: Session, customer_id: int) -> None:
     customer = repository.get_live_customer(session, customer_id, for_update=True)
     if customer is None:
         raise not_found("Customer", customer_id)
@@ -149,5 +175,5 @@ def _flush_or_duplicate(session: Session, email: str) -> None:
         session.flush()
     except IntegrityError as exc:
         if is_duplicate_key(exc):
-            raise _duplicate_email(email) from None
+            raise duplicate_email(email) from None
         raise

@@ -14,13 +14,16 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from servicekit.auth import KeyRing, mint_user_token
-from servicekit.db import is_duplicate_key
-from servicekit.problems import Problem, conflict, validation_error
+from servicekit.auth import mint_user_token
+from servicekit.db import is_duplicate_key, transaction
+from servicekit.problems import validation_error
 from servicekit.timeutil import iso_utc, utcnow
 
 from .. import repository
+from ..config import Settings
 from ..models import User
+from .context import ServiceContext
+from .problems import duplicate_username, invalid_credentials
 
 password_hasher = PasswordHasher()
 # Verified against when the username is unknown, to keep timing uniform.
@@ -38,9 +41,12 @@ def user_to_dict(user: User) -> dict[str, Any]:
     }
 
 
-def create_user(
-    session: Session, *, username: str, password: str, role: str, customer_id: int | None
-) -> dict[str, Any]:
+def create_user(ctx: ServiceContext, fields: dict[str, Any]) -> dict[str, Any]:
+    return transaction(ctx.session_factory, lambda session: add_user(session, **fields))
+
+
+def add_user(session: Session, *, username: str, password: str, role: str, customer_id: int | None) -> dict[str, Any]:
+    """Insert a login user in the caller's unit of work (also what demo seeding uses)."""
     username = username.strip()
     if role == "customer" and customer_id is None:
         raise validation_error({"customer_id": ["Required for role 'customer'."]})
@@ -49,7 +55,7 @@ def create_user(
     if customer_id is not None and repository.get_live_customer(session, customer_id) is None:
         raise validation_error({"customer_id": [f"Customer {customer_id} does not exist."]})
     if repository.username_taken(session, username):
-        raise conflict("duplicate_username", f"Username {username} is taken")
+        raise duplicate_username(username)
     now = utcnow()
     user = User(
         username=username,
@@ -64,35 +70,32 @@ def create_user(
         session.flush()
     except IntegrityError as exc:
         if is_duplicate_key(exc):
-            raise conflict("duplicate_username", f"Username {username} is taken") from None
+            raise duplicate_username(username) from None
         raise
     return user_to_dict(user)
 
 
-def _invalid_credentials() -> Problem:
-    return Problem(
-        401,
-        "invalid_credentials",
-        "Username or password is incorrect",
-        headers={"WWW-Authenticate": 'Bearer realm="b2b-platform"'},
-    )
+def login(ctx: ServiceContext, *, username: str, password: str) -> dict[str, Any]:
+    """A user token for the right username and password (a rehash, when due, is written)."""
+    return transaction(ctx.session_factory, lambda session: _login(session, ctx.settings, username, password))
 
 
-def login(session: Session, *, username: str, password: str, ring: KeyRing, ttl_seconds: int) -> dict[str, Any]:
+def _login(session: Session, settings: Settings, username: str, password: str) -> dict[str, Any]:
     user = repository.get_user_by_username(session, username.strip())
     if user is None:
         _verify_quietly(_DUMMY_HASH, password)
-        raise _invalid_credentials()
+        raise invalid_credentials()
     if not _verify_quietly(user.password_hash, password):
-        raise _invalid_credentials()
+        raise invalid_credentials()
     # A soft-deleted customer's users can no longer log in.
     if user.customer_id is not None and repository.get_live_customer(session, user.customer_id) is None:
-        raise _invalid_credentials()
+        raise invalid_credentials()
     if password_hasher.check_needs_rehash(user.password_hash):
         user.password_hash = password_hasher.hash(password)
         user.updated_at = utcnow()
+    ttl_seconds = settings.user_token_ttl_seconds
     token = mint_user_token(
-        ring, user_id=user.id, role=user.role, customer_id=user.customer_id, ttl_seconds=ttl_seconds
+        settings.user_jwt_keys, user_id=user.id, role=user.role, customer_id=user.customer_id, ttl_seconds=ttl_seconds
     )
     return {
         "access_token": token,
@@ -122,4 +125,4 @@ def ensure_user(
             existing.password_hash = password_hasher.hash(password)
             existing.updated_at = utcnow()
         return user_to_dict(existing), False
-    return create_user(session, username=username, password=password, role=role, customer_id=customer_id), True
+    return add_user(session, username=username, password=password, role=role, customer_id=customer_id), True

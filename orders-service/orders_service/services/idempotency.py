@@ -64,10 +64,10 @@ class IdempotentRequest:
         return cls.with_fingerprint(caller=caller, route=route, key=key, fingerprint=_sha256(canonical))
 
     @classmethod
-    def optional(
-        cls, *, caller: str, route: str, key: str | None, path_params: Mapping[str, Any], body: Any
+    def for_key(
+        cls, key: str | None, *, caller: str, route: str, path_params: Mapping[str, Any], body: Any
     ) -> IdempotentRequest | None:
-        """`build`, or None when the client sent no key (the route runs unguarded)."""
+        """`build`, or None when the request has no key (an endpoint where the key is optional)."""
         if key is None:
             return None
         return cls.build(caller=caller, route=route, key=key, path_params=path_params, body=body)

@@ -58,8 +58,8 @@ def create_order(
 ) -> Outcome:
     """Reserve stock for `items` (or the customer's cart) and create the order, all or nothing."""
     customer_id = scoped_customer_id(principal, body.get("customer_id"))
-    request = IdempotentRequest.optional(
-        caller=principal.identity, route=CREATE_ROUTE, key=idempotency_key, path_params={}, body=body
+    request = IdempotentRequest.for_key(
+        idempotency_key, caller=principal.identity, route=CREATE_ROUTE, path_params={}, body=body
     )
     replay = ctx.replays.get(request)
     if replay is not None:
@@ -188,8 +188,8 @@ def cancel_order(
     With a key (optional; the BFF always sends one), a retry of a cancel that succeeded replays
     its answer instead of a 409 for the order it already canceled."""
     window = timedelta(seconds=ctx.settings.cancel_window_seconds)
-    request = IdempotentRequest.optional(
-        caller=principal.identity, route=CANCEL_ROUTE, key=idempotency_key, path_params={"order_id": order_id}, body={}
+    request = IdempotentRequest.for_key(
+        idempotency_key, caller=principal.identity, route=CANCEL_ROUTE, path_params={"order_id": order_id}, body={}
     )
 
     def work(session: Session) -> Outcome:

@@ -75,10 +75,10 @@ def restock_product(
 ) -> Outcome:
     """Add `qty` to the stock in one atomic UPDATE. With a key, a retried restock replays the first
     answer instead of adding the stock again."""
-    request = IdempotentRequest.optional(
+    request = IdempotentRequest.for_key(
+        idempotency_key,
         caller=principal.identity,
         route=RESTOCK_ROUTE,
-        key=idempotency_key,
         path_params={"product_id": product_id},
         body={"qty": qty},
     )

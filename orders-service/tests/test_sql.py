@@ -1,0 +1,74 @@
+"""The hot statements (orders_service/sql.py) read and write what Core does, on MariaDB and on
+SQLite (the `make run` default): the same values, datetimes to the microsecond, `IN` lists."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select, text
+
+from orders_service import repository as repo
+from orders_service.models import Base, idempotency_keys_table
+from orders_service.sql import Statement
+from servicekit.db import make_engine, make_session_factory, transaction
+
+
+@pytest.fixture(params=["mariadb", "sqlite"])
+def session_factory(request, database, tmp_path):
+    if request.param == "mariadb":
+        engine = make_engine(database.url, pool_size=1, max_overflow=0)
+    else:
+        engine = make_engine(f"sqlite:///{tmp_path / 'orders.db'}")
+        Base.metadata.create_all(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def test_a_statement_is_written_once_for_every_database():
+    statement = Statement("SELECT id FROM products WHERE id IN :ids AND sku LIKE 'A%'", for_update=True)
+    assert statement.sql == "SELECT id FROM products WHERE id IN :ids AND sku LIKE 'A%'"
+    assert statement._pyformat == "SELECT id FROM products WHERE id IN %(ids)s AND sku LIKE 'A%%' FOR UPDATE"
+
+
+@pytest.mark.parametrize("microsecond", [0, 123456])
+def test_datetimes_and_in_lists_round_trip_like_core(session_factory, microsecond):
+    now = datetime(2026, 11, 23, 15, 53, 0, microsecond)
+    skus = [f"SQL-{microsecond}-{n}-{now.timestamp()}" for n in range(3)]
+
+    def write(session):
+        product_ids = [repo.insert_product(session, sku=s, name="n", price_cents=1, stock=5, now=now) for s in skus]
+        key_id = repo.insert_idempotency_key(
+            session,
+            scope_hash=skus[0][-64:],
+            caller="test",
+            route="r",
+            key="k",
+            fingerprint="f",
+            now=now,
+            expires_at=now + timedelta(hours=1),
+        )
+        return product_ids, key_id
+
+    product_ids, key_id = transaction(session_factory, write)
+
+    def read(session):
+        locked = repo.lock_products(session, reversed(product_ids), customer_id=1)
+        found = repo.find_idempotency_key(session, skus[0][-64:])
+        by_core = session.execute(
+            select(idempotency_keys_table.c.expires_at).where(idempotency_keys_table.c.id == key_id)
+        ).scalar_one()
+        # As stored (text on SQLite): what Core wrote for the product, the statement for the key.
+        stored = [
+            session.execute(text(f"SELECT created_at FROM {table} WHERE id = :id"), {"id": row_id}).scalar_one()
+            for table, row_id in (("products", product_ids[0]), ("idempotency_keys", key_id))
+        ]
+        return locked, found, by_core, stored
+
+    locked, found, by_core, stored = transaction(session_factory, read)
+    assert stored[0] == stored[1]
+    assert [row.id for row in locked] == sorted(product_ids)  # the lock order
+    assert [row.customer_deleted for row in locked] == [None, None, None]
+    assert found.id == key_id and found.expires_at == by_core == now + timedelta(hours=1)
+    # What the statement wrote, Core reads the same (and the other way round).
+    assert transaction(session_factory, lambda session: repo.get_product(session, product_ids[0])).created_at == now
