@@ -60,6 +60,13 @@ env: .env ## create .env from .env.example with fresh random secrets (kept if it
 run: $(STAMP) .env ## start the whole stack locally: BFF :3000, services :3001/:3002, SQS :4566 (Ctrl-C stops)
 	$(PY) scripts/stack.py
 
+.PHONY: payments-hold payments-release
+payments-hold: $(STAMP) ## hold the payments consumer of a running `make run` (events wait in the queue)
+	$(PY) scripts/payments_consumer.py hold
+
+payments-release: $(STAMP) ## release the payments consumer of a running `make run`
+	$(PY) scripts/payments_consumer.py release
+
 .PHONY: migrate
 # As the migration users (*_MIGRATE_DATABASE_URL: DDL rights); without one, the service's own URL
 # (the SQLite default, or a database whose single user has every right on it).

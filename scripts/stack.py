@@ -58,6 +58,9 @@ REQUIRED_SECRETS = (
 )
 
 
+STATE_FILE_NAME = "stack-state.json"
+
+
 class StackError(RuntimeError):
     """The stack could not start (the message says which process and where its log is)."""
 
@@ -705,6 +708,7 @@ class Stack:
                 lambda **kw: self.start_web_service("orders-service", **kw),
             )
             self._start_together(self.start_bff, self.start_payments_poller, self.start_sweeper)
+            self.write_state()
         except BaseException:
             self.stop()
             raise
@@ -720,6 +724,20 @@ class Stack:
         if env:
             process.env = {**process.env, **env}
         process.start(cancel=self.cancel)
+        self.write_state()
+
+    @property
+    def state_path(self) -> Path:
+        """Where the running stack says which process has which pid (beside the log directory)."""
+        return self.config.log_dir.parent / STATE_FILE_NAME
+
+    def write_state(self) -> None:
+        """Record each running process's pid, for tools that act on one process of a running
+        stack (scripts/payments_consumer.py holds and releases the payments poller)."""
+        state = {"processes": {name: p.pid for name, p in self.processes.items() if p.running}}
+        temporary = self.state_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state, indent=2) + "\n")
+        temporary.replace(self.state_path)
 
     def restart(self, name: str, env: Mapping[str, str] | None = None) -> None:
         self.stop_process(name)
@@ -750,6 +768,7 @@ class Stack:
         def force() -> bool:  # a request that came while stopping, or a second one in all
             return self.cancel.count > requests_before or self.cancel.count >= 2
 
+        self.state_path.unlink(missing_ok=True)
         for wave in sorted({p.wave for p in self.processes.values()}, reverse=True):
             together = [p for p in reversed(self.processes.values()) if p.wave == wave]
             for process in together:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -31,7 +33,7 @@ from typing import Any
 import orjson
 import pytest
 import requests
-from e2e_support import Bff, E2eStack, running_stack, wait_for
+from e2e_support import ROOT, Bff, E2eStack, running_stack, wait_for
 
 from orchestrator.payment_events import PaymentRequested
 
@@ -335,3 +337,37 @@ def test_payment_events_carry_no_authority(stack, admin, user):
     settled_orders(user, [order["id"]], timeout=30)
     (charge,) = stack.gateway.charges(order["id"])
     assert charge["amount_cents"] == 700  # from the order's rows, not the message
+
+
+def test_the_payments_consumer_can_be_held_and_released(stack, admin, user):
+    """`scripts/payments_consumer.py hold|release` (make payments-hold / payments-release):
+    events wait in the queue while held, and settle once released."""
+    var_dir = stack.stack.config.log_dir.parent
+
+    def consumer(action: str) -> None:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "payments_consumer.py"), action, "--var-dir", str(var_dir)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"payments consumer (pid {stack.stack.processes['payments'].pid}): {action}" in result.stdout
+
+    product = admin.new_product(stock=5)
+    consumer("hold")
+    try:
+        wait_for(
+            lambda: any(r.get("message") == "sqs_poller_held" for r in stack.records("payments")),
+            timeout=20,
+            what="the poller to say it is held",
+        )
+        body = place_until_answered(user, [{"product_id": product["id"], "qty": 1}], uuid.uuid4().hex)
+        order_id = body["data"]["order"]["id"]
+        time.sleep(3)  # the sweeper re-publishes it every second meanwhile: still nothing is taken
+        assert user.order(order_id)["payment_status"] == "PENDING"
+        assert stack.gateway.charges(order_id) == []
+    finally:
+        consumer("release")
+    settled_orders(user, [order_id], timeout=30)
+    assert len(stack.gateway.charges(order_id)) == 1

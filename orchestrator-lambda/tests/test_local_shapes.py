@@ -110,3 +110,43 @@ def test_batch_response_rules():
     assert failed_message_ids({"batchItemFailures": [{"itemIdentifier": ""}]}, ids) == set(ids)
     assert failed_message_ids({"batchItemFailures": "b"}, ids) == set(ids)
     assert failed_message_ids("nonsense", ids) == set(ids)
+
+
+def test_a_held_poller_receives_nothing_until_released():
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from orchestrator.local.sqs_poller import SqsPoller
+
+    class CountingSqs:
+        meta = SimpleNamespace(region_name="us-east-1")
+
+        def __init__(self) -> None:
+            self.receives = 0
+
+        def get_queue_attributes(self, **_kwargs):
+            return {"Attributes": {"QueueArn": "arn:aws:sqs:us-east-1:123456789012:payments"}}
+
+        def receive_message(self, **_kwargs):
+            self.receives += 1
+            time.sleep(0.01)
+            return {}
+
+    sqs = CountingSqs()
+    poller = SqsPoller(sqs, "http://sqs/payments", lambda _event, _context: None)
+    poller.hold()  # as SIGUSR1 does
+    runner = threading.Thread(target=poller.run)
+    runner.start()
+    try:
+        time.sleep(0.3)
+        assert sqs.receives == 0
+        poller.release()  # as SIGUSR2 does
+        deadline = time.monotonic() + 5
+        while sqs.receives == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sqs.receives > 0
+    finally:
+        poller.stop()
+        runner.join(timeout=5)
+    assert not runner.is_alive()

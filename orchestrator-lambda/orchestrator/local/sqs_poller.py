@@ -13,7 +13,10 @@ What it does is what the mapping does:
   RedrivePolicy moves it to the DLQ after maxReceiveCount receives (moto enforces it too);
 - a handler that raises, or answers something that is not a valid batch response (unknown or
   empty itemIdentifier), failed the whole batch: nothing is deleted.
-SIGINT/SIGTERM stop it after the batch in hand.
+SIGINT/SIGTERM stop it after the batch in hand. SIGUSR1 holds it (it finishes the batch in hand,
+then takes no more messages; they wait in the queue) and SIGUSR2 releases it: what
+`scripts/payments_consumer.py hold|release` sends, e.g. to measure the front door alone and then
+how fast the backlog drains.
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ class SqsPoller:
         self.region = sqs.meta.region_name
         self._queue_arn: str | None = None
         self._stop = StopFlag()  # stop() may be a signal handler's call
+        self.held = False  # plain attribute: hold() and release() may be signal handlers' calls
 
     @property
     def queue_arn(self) -> str:
@@ -154,8 +158,16 @@ class SqsPoller:
         return BatchResult(len(ids), len(done), len(failed))
 
     def run(self) -> None:
-        """Poll until `stop()`; a receive error (SQS not up yet) is logged and retried."""
+        """Poll until `stop()`; a receive error (SQS not up yet) is logged and retried. While held,
+        receive nothing."""
+        logged_held = False
         while not self._stop.requested:
+            if self.held != logged_held:
+                logged_held = self.held
+                _log("sqs_poller_held" if logged_held else "sqs_poller_released")
+            if logged_held:
+                self._stop.wait(0.1)
+                continue
             try:
                 self.poll_once()
             except Exception as exc:
@@ -164,6 +176,12 @@ class SqsPoller:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def hold(self, *_: object) -> None:
+        self.held = True
+
+    def release(self, *_: object) -> None:
+        self.held = False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -195,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: poller.stop())
+    signal.signal(signal.SIGUSR1, poller.hold)
+    signal.signal(signal.SIGUSR2, poller.release)
     _log("sqs_poller_started", queue_url=queue_url, batch_size=args.batch_size)
     poller.run()
     _log("sqs_poller_stopped")
