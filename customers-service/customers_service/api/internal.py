@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from servicekit.contracts import CustomerSchema
 from servicekit.db import read
-from servicekit.web import Blueprint, ProblemSchema, int_path, log_context, requires
+from servicekit.web import Blueprint, int_path, log_context, problem_responses, requires
 
 from ..runtime import runtime
 from ..services import customers
@@ -18,7 +18,7 @@ blp = Blueprint("internal", __name__, url_prefix="/internal", description="Servi
 class InternalCustomer(MethodView):
     @requires("service")
     @blp.response(200, CustomerSchema)
-    @blp.alt_response(404, schema=ProblemSchema, description="Unknown or soft-deleted customer")
+    @problem_responses(blp, 404, s404="`not_found`: unknown or soft-deleted customer")
     def get(self, customer_id):
         """Look up a live customer (used by orders-service and the BFF to validate customers)"""
         log_context(customer_id=customer_id)
