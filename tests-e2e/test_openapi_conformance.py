@@ -35,7 +35,7 @@ from openapi_conformance_hooks import ADMIN_CUSTOMER_ENV
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261202
-MAX_EXAMPLES = int(os.environ.get("CONFORMANCE_MAX_EXAMPLES", "15"))
+MAX_EXAMPLES = int(os.environ.get("CONFORMANCE_MAX_EXAMPLES", "10"))
 PROBLEM = "application/problem+json"
 APIS = ("customers", "orders", "bff")
 
