@@ -128,7 +128,11 @@ def test_request_id_reaches_every_process_log(stack, admin, user):
         return [r for r in stack.records(process) if r.get("request_id") == request_id]
 
     def logged_everywhere() -> bool:
-        return all(lines(p) for p in ("bff", "customers-service", "orders-service", "payments", "gateway"))
+        # The outcome's log line can reach the file a moment after the order reads PAID.
+        outcome = f"/internal/orders/{order_id}/payment-outcome"
+        return all(lines(p) for p in ("bff", "customers-service", "payments", "gateway")) and any(
+            r.get("path") == outcome for r in lines("orders-service")
+        )
 
     wait_for(logged_everywhere, timeout=10, what=f"{request_id} in every log")
     assert {r["path"] for r in lines("customers-service") if r.get("event") == "http_request"} == {

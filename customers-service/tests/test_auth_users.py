@@ -86,7 +86,8 @@ def test_user_rules(client, admin_headers, make_customer, customer_user):
     cases = [
         ({"username": "c1", "password": "longenough", "role": "customer"}, 400, "validation_error"),
         ({"username": "adm", "password": "longenough", "role": "admin", "customer_id": customer["id"]}, 400, None),
-        ({"username": "ghost", "password": "longenough", "role": "customer", "customer_id": 999999}, 400, None),
+        # A customer that does not exist: the unknown customer's 404, as POST /orders answers it.
+        ({"username": "ghost", "password": "longenough", "role": "customer", "customer_id": 999999}, 404, "not_found"),
         ({"username": "buyer.one", "password": "longenough", "role": "admin"}, 409, "duplicate_username"),
         ({"username": "x", "password": "short", "role": "root"}, 400, "validation_error"),
     ]

@@ -10,7 +10,7 @@ from orchestrator.bff.openapi import OPERATIONS, resolver_template
 from orchestrator.local.apigw_adapter import build_event, http_answer
 from orchestrator.local.lambda_context import LocalLambdaContext
 
-PUBLIC_PATHS = {"/health", "/ready", "/openapi.json", "/docs", "/auth/login"}
+PUBLIC_PATHS = {"/health", "/ready", "/openapi.json", "/docs", "/docs/assets/{asset}", "/auth/login"}
 
 
 def test_openapi_document_describes_every_route_and_nothing_else(bff):
@@ -40,13 +40,52 @@ def test_openapi_document_describes_every_route_and_nothing_else(bff):
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
 
 
+def test_every_error_is_a_documented_problem_and_the_request_schemas_are_the_services(bff):
+    spec = bff("GET", "/openapi.json").body
+    schemas = spec["components"]["schemas"]
+    problem = schemas["Problem"]
+    assert problem["additionalProperties"] is True
+    extensions = {"errors", "resource", "sku", "product_id", "requested", "available", "current_status", "dependency"}
+    assert extensions | {"step"} <= set(problem["properties"])
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert list(response["content"]) == ["application/problem+json"], f"{method} {path} {status}"
+            if operation.get("security"):
+                assert "401" in operation["responses"], f"{method} {path}"
+    # The limits the services enforce, stated once (servicekit.contracts) and so here too.
+    assert schemas["Restock"]["properties"]["qty"]["maximum"] == 1_000_000
+    assert schemas["ProductCreate"]["properties"]["stock"]["maximum"] == 10**9
+    assert schemas["CustomerPatch"]["minProperties"] == 1
+    assert schemas["CustomerIn"]["properties"]["email"]["format"] == "email"
+    assert "pattern" in schemas["CustomerIn"]["properties"]["phone"]
+    limit = next(p for p in spec["paths"]["/products"]["get"]["parameters"] if p["name"] == "limit")
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)
+    key = next(p for p in spec["paths"]["/checkout"]["post"]["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["required"] is True and (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+
+
 def test_docs_serve_swagger_ui_for_the_document():
     event = build_event(method="GET", target="/docs", headers=[("Accept", "text/html")], body=b"")
     status, headers, body = http_answer(bff_handler.lambda_handler(event, LocalLambdaContext("OrchestratorFunction")))
     assert status == 200
     assert dict(headers)["Content-Type"].startswith("text/html")
     page = body.decode()
-    assert "swagger-ui" in page and 'url: "openapi.json"' in page
+    assert "swagger-ui" in page and '"url":"openapi.json"' in page
+    assert "docs/assets/swagger-ui-bundle.js" in page and "http" not in page.replace("http-equiv", "")
+
+
+def test_docs_assets_are_served_by_the_function_itself():
+    for name, content_type in (("swagger-ui-bundle.js", "text/javascript"), ("swagger-ui.css", "text/css")):
+        event = build_event(method="GET", target=f"/docs/assets/{name}", headers=[], body=b"")
+        status, headers, body = http_answer(
+            bff_handler.lambda_handler(event, LocalLambdaContext("OrchestratorFunction"))
+        )
+        assert status == 200 and dict(headers)["Content-Type"].startswith(content_type) and len(body) > 100_000
+    event = build_event(method="GET", target="/docs/assets/other.js", headers=[], body=b"")
+    status, headers, _ = http_answer(bff_handler.lambda_handler(event, LocalLambdaContext("OrchestratorFunction")))
+    assert status == 404 and dict(headers)["Content-Type"] == "application/problem+json"
 
 
 def test_log_timestamps_are_utc_with_z(bff, log_lines):

@@ -211,6 +211,16 @@ def test_missing_conflicting_or_long_keys_are_400s(bff, tokens, backend, orders)
     assert place(bff, tokens.admin(), key="k" * 256).status == 400
     assert bff("POST", "/checkout", token=tokens.customer(1)).body["code"] == "idempotency_key_required"
     assert bff("POST", "/orders/1/cancel", token=tokens.customer(1)).body["code"] == "idempotency_key_required"
+    padded = {"customer_id": 1, "items": ITEMS, "idempotency_key": " padded"}  # printable ASCII, no outer spaces
+    assert place(bff, tokens.admin(), key=None, body=padded).status == 400
+    assert orders.calls("POST", "/orders") == []
+
+
+def test_an_admin_missing_customer_id_is_listed_with_every_other_error(bff, tokens, backend, orders):
+    answer = place(bff, tokens.admin(), key="k1", body={"correlation_id": "c1"})
+    assert answer.status == 400 and set(answer.body["errors"]) == {"items", "customer_id"}
+    answer = place(bff, tokens.admin(), key="k2", body={"items": [{"product_id": 1, "qty": 0}]})
+    assert set(answer.body["errors"]) == {"items.0.qty", "customer_id"}
     assert orders.calls("POST", "/orders") == []
 
 

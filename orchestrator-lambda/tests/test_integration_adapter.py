@@ -58,9 +58,23 @@ def test_adapter_serves_the_bff_over_http(in_process, tokens, orders, customers,
     assert sqs.sent[0]["MessageAttributes"]["request_id"]["StringValue"] == placed.headers["X-Request-Id"]
 
 
-def test_adapter_refuses_oversized_payloads_like_api_gateway(in_process):
+def test_adapter_refuses_oversized_payloads_like_api_gateway_but_as_a_problem(in_process):
     answer = requests.post(in_process + "/auth/login", data=b"x" * (10 * 1024 * 1024 + 1), timeout=10)
-    assert answer.status_code == 413 and answer.json() == {"message": "Request Entity Too Large"}
+    assert answer.status_code == 413 and answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.json()["code"] == "payload_too_large" and answer.headers["X-Request-Id"]
+
+
+def test_every_method_reaches_the_function_and_what_the_adapter_refuses_is_a_problem(in_process):
+    for method in ("TRACE", "CONNECT", "BREW"):
+        answer = requests.request(method, in_process + "/health", timeout=10)
+        assert answer.status_code == 405 and answer.headers["Allow"] == "GET", method
+        assert answer.headers["Content-Type"] == "application/problem+json"
+    long_url = requests.get(in_process + "/health?" + "a" * 5000, timeout=10)
+    assert long_url.status_code == 414 and long_url.json()["code"] == "uri_too_long"
+    big_header = requests.get(in_process + "/health", headers={"X-Big": "a" * 9000}, timeout=10)
+    assert big_header.status_code == 431 and big_header.json()["code"] == "header_fields_too_large"
+    not_utf8 = requests.post(in_process + "/auth/login", data=b'{"username": "\xff"}', timeout=10)
+    assert not_utf8.status_code == 400 and not_utf8.json()["code"] == "malformed_json"
 
 
 def test_a_crashing_handler_is_api_gateways_500():

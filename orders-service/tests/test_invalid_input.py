@@ -263,6 +263,14 @@ def test_bad_input_is_a_4xx_problem_and_changes_nothing(api, db, existing, metho
     assert snapshot(db) == before
 
 
+def test_an_admin_missing_customer_id_is_listed_with_every_other_error(api):
+    body = assert_problem(api.client.post("/orders", json={}, headers=api.admin), 400, "validation_error")
+    assert set(body["errors"]) == {"items", "customer_id"}
+    bad_line = {"items": [{"product_id": 1, "qty": 0}]}
+    body = assert_problem(api.client.post("/orders", json=bad_line, headers=api.admin), 400, "validation_error")
+    assert set(body["errors"]) == {"items.0.qty", "customer_id"}
+
+
 def test_unknown_routes_and_methods_are_problems(client, tokens):
     assert_problem(client.get("/nope"), 404, "not_found")
     response = client.delete("/orders", headers={"Authorization": f"Bearer {tokens.admin()}"})

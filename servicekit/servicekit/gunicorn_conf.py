@@ -11,6 +11,9 @@ import os
 
 from gunicorn.glogging import Logger
 
+from servicekit import gunicorn_errors
+from servicekit.limits import HEADER_FIELD_SIZE_MAX, HEADER_FIELDS_MAX, REQUEST_LINE_MAX
+
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", str(multiprocessing.cpu_count() * 2)))
 
@@ -32,6 +35,12 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
+# What gunicorn refuses before the app sees a request (414, 431, 400), stated here rather than left
+# to its defaults, and answered as problems instead of gunicorn's HTML (docs/errors-and-limits.md).
+limit_request_line = REQUEST_LINE_MAX
+limit_request_fields = HEADER_FIELDS_MAX
+limit_request_field_size = HEADER_FIELD_SIZE_MAX
+gunicorn_errors.install()  # in the master, before the workers fork: they inherit it
 # Each worker builds its own connection pool after fork: connections must never be shared.
 preload_app = False
 # gunicorn 27's control socket defaults to one path per user: several masters on one machine

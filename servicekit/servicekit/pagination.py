@@ -13,11 +13,12 @@ from typing import Any
 
 import orjson
 
+from .limits import CURSOR_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from .problems import Problem
 
-MAX_CURSOR_LENGTH = 512
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
+MAX_CURSOR_LENGTH = CURSOR_MAX
+DEFAULT_LIMIT = PAGE_LIMIT_DEFAULT
+MAX_LIMIT = PAGE_LIMIT_MAX
 
 
 def invalid_cursor(detail: str = "cursor is not valid; use next_cursor from a previous page") -> Problem:

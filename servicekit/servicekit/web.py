@@ -7,7 +7,9 @@
 - a database outage is a 503 `database_unavailable` with `Retry-After`, never a 500
   (docs/database-outages.md); a database error that is a bug stays a 500;
 - request validation failures are 400 with every field error listed at once;
-- `/health`, `/ready`, `/openapi.json` and `/docs` exist.
+- `/health`, `/ready`, `/openapi.json` and `/docs` exist; `/docs` serves Swagger UI's files itself;
+- the OpenAPI document states every status each route can answer, problems as
+  `application/problem+json` (servicekit.openapi, docs/errors-and-limits.md).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import re
 import time
 from collections.abc import Callable, Collection
 from functools import wraps
+from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
 import orjson
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request, url_for
 from flask.json.provider import JSONProvider
 from flask.views import MethodView
 from flask_smorest import Api as SmorestApi
@@ -33,8 +36,17 @@ from werkzeug.exceptions import HTTPException
 from .auth import Principal, TokenVerifier, authenticate_bearer
 from .contracts import HealthSchema, PageQuerySchema, PaginationSchema, ProblemSchema, page_schema
 from .db import is_database_unavailable, is_retryable, mysql_error_code
-from .limits import BIGINT_MAX
+from .limits import BIGINT_MAX, BODY_BYTES_MAX
 from .logging import log_event
+from .openapi import (
+    PROBLEM_DESCRIPTIONS,
+    PROBLEM_SCHEMA_NAME,
+    SWAGGER_UI_ASSETS,
+    ProblemResponsesPlugin,
+    documented_problem,
+    swagger_ui_asset,
+    swagger_ui_page,
+)
 from .problems import (
     DATABASE_RETRY_AFTER_SECONDS,
     PROBLEM_CONTENT_TYPE,
@@ -50,7 +62,7 @@ from .request_id import REQUEST_ID_HEADER, accept_or_new, current_request_id, ge
 access_log = logging.getLogger("http")
 error_log = logging.getLogger("errors")
 
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = BODY_BYTES_MAX
 
 
 # --- JSON -------------------------------------------------------------------------------------
@@ -130,6 +142,18 @@ def problem_from_http_exception(error: HTTPException) -> Problem:
 
 class Api(SmorestApi):
     ERROR_SCHEMA = ProblemSchema
+    # Every status a route can answer is listed on it (servicekit.openapi): no catch-all `default`.
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _register_responses(self) -> None:
+        """flask-smorest's lazily registered `components.responses` (e.g. the `BAD_REQUEST` that
+        `@blp.arguments` refers to), as problems."""
+        for status in HTTPStatus:
+            if 400 <= status < 600:
+                response = documented_problem(status, PROBLEM_DESCRIPTIONS.get(status, status.phrase))
+            else:
+                response = {"description": status.phrase}
+            self.spec.components.response(status.name, response, lazy=True)
 
     def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
         return problem_response(problem_from_http_exception(error))
@@ -167,6 +191,23 @@ class ProblemParser(FlaskParser):
 
 class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = ProblemParser()
+
+
+def problem_responses(blp: SmorestBlueprint, *statuses: int, **descriptions: str) -> Callable:
+    """Document problem answers of a view beyond those its shape implies (servicekit.openapi):
+    `@problem_responses(blp, 409, s409="`duplicate_sku`")`; `descriptions` by `s<status>=`."""
+
+    def decorator(view: Callable) -> Callable:
+        for status in statuses:
+            view = blp.alt_response(
+                status,
+                schema=ProblemSchema,
+                content_type=PROBLEM_CONTENT_TYPE,
+                description=descriptions.get(f"s{status}", PROBLEM_DESCRIPTIONS.get(status, "A problem")),
+            )(view)
+        return view
+
+    return decorator
 
 
 # --- Shared schemas ---------------------------------------------------------------------------
@@ -218,6 +259,14 @@ def requires(*roles: str, callers: Collection[str] | None = None) -> Callable:
 
 def current_principal() -> Principal:
     return g.principal
+
+
+def request_principal() -> Principal | None:
+    """The authenticated caller of this request, if there is a request and it was authenticated
+    (schemas use it to list "customer_id is required" with every other field error)."""
+    from flask import has_request_context
+
+    return g.get("principal") if has_request_context() else None
 
 
 def scoped_customer_id(principal: Principal, requested: int | None, *, field: str = "customer_id") -> int:
@@ -289,10 +338,8 @@ def create_service_app(
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
         API_SPEC_OPTIONS={
-            "info": {"description": description},
+            "info": {"description": description + _DOCUMENT_NOTE},
             "components": {
                 "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
             },
@@ -302,12 +349,49 @@ def create_service_app(
     app.extensions["servicekit.service_name"] = service_name
 
     _install_request_hooks(app)
-    api = Api(app)
+    plugin = ProblemResponsesPlugin(
+        unavailable="`database_unavailable` or `database_busy`: the database is down or stayed locked (`Retry-After`)",
+        no_dependency_paths={"/health"},
+    )
+    api = Api(app, spec_kwargs={"extra_plugins": [plugin]})
+    api.spec.components.schema(PROBLEM_SCHEMA_NAME, schema=ProblemSchema)
+    _install_docs(app, title)
     app.register_error_handler(Problem, problem_response)
     app.register_error_handler(Exception, _unexpected_error)
     app.register_error_handler(SQLAlchemyError, _database_error)
     api.register_blueprint(_health_blueprint(service_name, readiness_check))
     return app, api
+
+
+_DOCUMENT_NOTE = (
+    "\n\nEvery answer carries `X-Request-Id` (the caller's, when it is at most 128 characters of "
+    "`[A-Za-z0-9._-]`; else a new one). Errors are RFC 9457 problems (`application/problem+json`) "
+    "with a stable `code`; each operation lists every status it can answer."
+)
+
+
+def _install_docs(app: Flask, title: str) -> None:
+    """`/docs`: Swagger UI with its files served from here (`/docs/assets/...`), no CDN."""
+
+    def docs_page() -> Response:
+        page = swagger_ui_page(
+            title=title,
+            spec_url=url_for("api-docs.openapi_json"),
+            assets_url=url_for("swagger_ui_asset", name="x")[: -len("x")],
+        )
+        return current_app.response_class(page, mimetype="text/html")
+
+    def docs_asset(name: str) -> Response:
+        content = swagger_ui_asset(name)
+        if content is None:
+            raise Problem(404, "not_found", f"No resource at {request.method} {request.path}")
+        response = current_app.response_class(content, content_type=SWAGGER_UI_ASSETS[name])
+        response.cache_control.public = True
+        response.cache_control.max_age = 86400
+        return response
+
+    app.add_url_rule("/docs", "swagger_ui", docs_page, methods=["GET"])
+    app.add_url_rule("/docs/assets/<name>", "swagger_ui_asset", docs_asset, methods=["GET"])
 
 
 def _unexpected_error(error: Exception) -> Response:
@@ -415,7 +499,7 @@ def _health_blueprint(service_name: str, readiness_check: Callable[[], None]) ->
     @blp.route("/ready")
     class Ready(MethodView):
         @blp.response(200, HealthSchema)
-        @blp.alt_response(503, schema=ProblemSchema, description="A dependency is down")
+        @problem_responses(blp, 503, s503="`not_ready`: the database does not answer (`Retry-After`)")
         def get(self):
             """Database answers"""
             try:
@@ -452,6 +536,8 @@ __all__ = [
     "log_context",
     "page_schema",
     "problem_response",
+    "problem_responses",
+    "request_principal",
     "requires",
     "scoped_customer_id",
     "int_path",

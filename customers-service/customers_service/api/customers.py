@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from servicekit.contracts import CustomerSchema
-from servicekit.web import Blueprint, ProblemSchema, current_principal, int_path, log_context, page_schema, requires
+from servicekit.web import Blueprint, current_principal, int_path, log_context, page_schema, problem_responses, requires
 
 from ..services import customers
 from .common import service_context
@@ -21,7 +21,7 @@ class CustomerCollection(MethodView):
     @requires("admin", "service")
     @blp.arguments(CustomerInSchema)
     @blp.response(201, CustomerSchema)
-    @blp.alt_response(409, schema=ProblemSchema, description="Duplicate email (code duplicate_email)")
+    @problem_responses(blp, 409, s409="`duplicate_email`: a live customer has this email")
     def post(self, body):
         """Create a customer"""
         created = customers.create_customer(service_context(), body)
@@ -42,7 +42,7 @@ class CustomerCollection(MethodView):
 class CustomerItem(MethodView):
     @requires("admin", "customer", "service")
     @blp.response(200, CustomerSchema)
-    @blp.alt_response(404, schema=ProblemSchema, description="Unknown, deleted, or another customer's record")
+    @problem_responses(blp, 404, s404="`not_found`: unknown, deleted, or another customer's record")
     def get(self, customer_id):
         """Get a customer (admins, or the customer's own users)"""
         log_context(customer_id=customer_id)
@@ -51,8 +51,13 @@ class CustomerItem(MethodView):
     @requires("admin", "service")
     @blp.arguments(CustomerInSchema)
     @blp.response(200, CustomerSchema)
-    @blp.alt_response(404, schema=ProblemSchema)
-    @blp.alt_response(409, schema=ProblemSchema)
+    @problem_responses(
+        blp,
+        404,
+        409,
+        s404="`not_found`: unknown or deleted customer",
+        s409="`duplicate_email`: a live customer has this email",
+    )
     def put(self, body, customer_id):
         """Replace a customer (an omitted phone is cleared)"""
         log_context(customer_id=customer_id)
@@ -61,8 +66,13 @@ class CustomerItem(MethodView):
     @requires("admin", "service")
     @blp.arguments(CustomerPatchSchema)
     @blp.response(200, CustomerSchema)
-    @blp.alt_response(404, schema=ProblemSchema)
-    @blp.alt_response(409, schema=ProblemSchema)
+    @problem_responses(
+        blp,
+        404,
+        409,
+        s404="`not_found`: unknown or deleted customer",
+        s409="`duplicate_email`: a live customer has this email",
+    )
     def patch(self, body, customer_id):
         """Change some fields of a customer"""
         log_context(customer_id=customer_id)
@@ -70,7 +80,7 @@ class CustomerItem(MethodView):
 
     @requires("admin", "service")
     @blp.response(204)
-    @blp.alt_response(404, schema=ProblemSchema)
+    @problem_responses(blp, 404, s404="`not_found`: unknown or already deleted customer")
     def delete(self, customer_id):
         """Soft-delete a customer: gone from reads, no new orders (orders-service is told at once); its orders stay"""
         log_context(customer_id=customer_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from servicekit.contracts import CustomerSchema
-from servicekit.web import Blueprint, ProblemSchema, current_principal, int_path, log_context, requires
+from servicekit.web import Blueprint, current_principal, int_path, log_context, problem_responses, requires
 
 from ..services import customers
 from .common import service_context
@@ -17,7 +17,7 @@ blp = Blueprint("internal", __name__, url_prefix="/internal", description="Servi
 class InternalCustomer(MethodView):
     @requires("service")
     @blp.response(200, CustomerSchema)
-    @blp.alt_response(404, schema=ProblemSchema, description="Unknown or soft-deleted customer")
+    @problem_responses(blp, 404, s404="`not_found`: unknown or soft-deleted customer")
     def get(self, customer_id):
         """Look up a live customer (used by orders-service and the BFF to validate customers)"""
         log_context(customer_id=customer_id)

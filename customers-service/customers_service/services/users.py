@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from servicekit.auth import mint_user_token
 from servicekit.db import is_duplicate_key, transaction
-from servicekit.problems import validation_error
+from servicekit.problems import not_found, validation_error
 from servicekit.timeutil import iso_utc, utcnow
 
 from .. import repository
@@ -53,7 +53,7 @@ def add_user(session: Session, *, username: str, password: str, role: str, custo
     if role == "admin" and customer_id is not None:
         raise validation_error({"customer_id": ["Must be empty for role 'admin'."]})
     if customer_id is not None and repository.get_live_customer(session, customer_id) is None:
-        raise validation_error({"customer_id": [f"Customer {customer_id} does not exist."]})
+        raise not_found("customer", customer_id)  # a reference to no customer, as POST /orders answers it
     if repository.username_taken(session, username):
         raise duplicate_username(username)
     now = utcnow()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -11,13 +13,13 @@ import requests
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from servicekit.limits import BIGINT_MAX
+from servicekit.limits import BIGINT_MAX, BODY_BYTES_MAX
 from servicekit.problems import PROBLEM_CONTENT_TYPE, Problem, validation_error
 
 from ..downstream import read_reply
 
 JSON_CONTENT_TYPE = "application/json"
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = BODY_BYTES_MAX
 
 
 def route_not_found(event: APIGatewayProxyEventV2) -> Problem:
@@ -41,17 +43,29 @@ def query_value(event: APIGatewayProxyEventV2, name: str) -> str | None:
     return values[-1] if values else None
 
 
+def body_bytes(event: APIGatewayProxyEventV2) -> bytes:
+    """The body as sent: API Gateway base64-encodes one that is not UTF-8 text."""
+    raw = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(raw)
+        except (binascii.Error, ValueError):
+            return b"\xff"  # not base64 after all: not JSON either
+    return raw.encode("utf-8", "surrogatepass")
+
+
 def json_body(event: APIGatewayProxyEventV2, *, required: bool = True) -> dict[str, Any]:
-    """The body as a JSON object: malformed JSON, a non-object or a missing body are 400s."""
-    raw = event.decoded_body or ""
-    if len(raw.encode()) > MAX_BODY_BYTES:
+    """The body as a JSON object: malformed JSON (undecodable bytes included), a non-object or a
+    missing body are 400s, a body over 1 MiB a 413."""
+    raw = body_bytes(event)
+    if len(raw) > MAX_BODY_BYTES:
         raise Problem(413, "payload_too_large", f"Request body exceeds {MAX_BODY_BYTES} bytes")
     if not raw.strip():
         if required:
             raise validation_error({"body": ["A JSON object body is required."]})
         return {}
     try:
-        data = orjson.loads(raw)
+        data = orjson.loads(raw)  # bytes: anything not UTF-8 is a JSONDecodeError too
     except orjson.JSONDecodeError:
         raise Problem(
             400, "malformed_json", "Request body is not valid JSON", errors={"body": ["Invalid JSON body."]}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
+from servicekit.contracts import is_valid_idempotency_key
 from servicekit.problems import Problem, validation_error
 
 from .validation import MAX_IDEMPOTENCY_KEY
@@ -20,11 +21,12 @@ IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
 
 
 def client_key(headers: Mapping[str, str], body_key: str | None) -> str:
-    """The key from `Idempotency-Key`, its alias `X-Idempotency-Key`, or the body's `idempotency_key`."""
-    candidates = {name: headers.get(name) for name in IDEMPOTENCY_HEADERS if headers.get(name) is not None}
+    """The key from `Idempotency-Key`, its alias `X-Idempotency-Key`, or the body's `idempotency_key`
+    (given in several places, they must be equal)."""
+    # Whitespace around a header value is not part of it (RFC 9110 §5.5); a body value is taken as is.
+    candidates = {name: headers[name].strip() for name in IDEMPOTENCY_HEADERS if headers.get(name) is not None}
     if body_key is not None:
         candidates["idempotency_key"] = body_key
-    values = {value.strip() for value in candidates.values()}
     if not candidates:
         raise Problem(
             400,
@@ -32,13 +34,20 @@ def client_key(headers: Mapping[str, str], body_key: str | None) -> str:
             "This operation needs an Idempotency-Key header (or idempotency_key in the body)",
             errors={"Idempotency-Key": ["Missing idempotency key."]},
         )
+    values = set(candidates.values())
     if len(values) > 1:
         raise validation_error(
             {name: ["Idempotency keys given in several places must be equal."] for name in candidates}
         )
     key = values.pop()
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
-        raise validation_error({next(iter(candidates)): [f"Length must be between 1 and {MAX_IDEMPOTENCY_KEY}."]})
+    if not is_valid_idempotency_key(key):
+        raise validation_error(
+            {
+                next(iter(candidates)): [
+                    f"Must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters, no outer spaces."
+                ]
+            }
+        )
     return key
 
 

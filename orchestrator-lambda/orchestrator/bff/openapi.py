@@ -1,9 +1,12 @@
-"""The BFF's OpenAPI 3 document (`GET /openapi.json`) and interactive docs (`GET /docs`), SPEC §2.
+"""The BFF's OpenAPI 3 document (`GET /openapi.json`) and interactive docs (`GET /docs`).
 
-Built with apispec from marshmallow schemas, like the services' documents: the request schemas
-are the ones the BFF validates with (`validation.py`); the relayed bodies are described by the
-small output schemas below (the services' documents have the full detail). `OPERATIONS` lists
-every route; a test checks it against the routes the resolver knows, so the two stay in step.
+Built with apispec from marshmallow schemas, like the services' documents, and from the same
+definitions: the request schemas of the routes the BFF relays are the services' own
+(`servicekit.contracts`), those of the workflows it owns are the ones it validates with
+(`validation.py`), and the relayed bodies are the services' resource schemas. Every status a
+route can answer is listed (`servicekit.openapi.ProblemResponsesPlugin` adds those its shape
+implies; `errors` below the rest). `OPERATIONS` lists every route; a test checks it against the
+routes the resolver knows, so the two stay in step.
 """
 
 from __future__ import annotations
@@ -17,27 +20,48 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from servicekit.contracts import (
+    IDEMPOTENCY_KEY_PATTERN,
+    CartItemPutSchema,
     CartSchema,
+    CustomerInSchema,
+    CustomerPatchSchema,
+    CustomerQuerySchema,
     CustomerSchema,
+    CustomerSearchQuerySchema,
     HealthSchema,
+    LoginRequestSchema,
     LoginSchema,
+    OrderListQuerySchema,
     OrderSchema,
+    PageQuerySchema,
     ProblemSchema,
+    ProductCreateSchema,
     ProductSchema,
+    ProductUpdateSchema,
+    RestockSchema,
     page_schema,
 )
-from servicekit.limits import EMAIL_MAX, NAME_MAX, PRICE_CENTS_MAX, QTY_MAX, SKU_MAX
+from servicekit.limits import IDEMPOTENCY_KEY_MAX
+from servicekit.openapi import (
+    PROBLEM_DESCRIPTIONS,
+    PROBLEM_SCHEMA_NAME,
+    SWAGGER_UI_ASSETS,
+    ProblemResponsesPlugin,
+    documented_problem,
+    swagger_ui_page,
+)
 
 from .validation import CancelOrderSchema, CheckoutSchema, CreateAndConfirmOrderSchema
 
 TITLE = "B2B order platform API (BFF)"
 VERSION = "1.0.0"
-SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+DOCS_ASSETS_PATH = "/docs/assets"
 DESCRIPTION = (
     "One base URL for B2B clients: login, catalogue, cart, checkout, orders, and admin routes. "
     "Bearer user token (from `POST /auth/login`) on everything but login, health and docs. "
-    "Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`. "
-    "Every answer carries `X-Request-Id`."
+    "Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`; each "
+    "operation lists every status it can answer. Every answer carries `X-Request-Id` (the caller's, "
+    "when it is at most 128 characters of `[A-Za-z0-9._-]`; else a new one)."
 )
 
 # --- output shapes (relayed from the services: servicekit.contracts) ---------------------------
@@ -46,43 +70,6 @@ LoginResponseSchema = LoginSchema
 ProductPageSchema = page_schema(ProductSchema, "ProductPage")
 OrderPageSchema = page_schema(OrderSchema, "OrderPage")
 CustomerPageSchema = page_schema(CustomerSchema, "CustomerPage")
-
-
-class LoginRequestSchema(ma.Schema):
-    username = ma.fields.String(required=True)
-    password = ma.fields.String(required=True)
-
-
-class ProductCreateSchema(ma.Schema):
-    sku = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=SKU_MAX))
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=NAME_MAX))
-    price_cents = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=PRICE_CENTS_MAX))
-    stock = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0))
-
-
-class ProductUpdateSchema(ma.Schema):
-    name = ma.fields.String(validate=ma.validate.Length(min=1, max=NAME_MAX))
-    price_cents = ma.fields.Integer(validate=ma.validate.Range(min=1, max=PRICE_CENTS_MAX))
-
-
-class RestockSchema(ma.Schema):
-    qty = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1))
-
-
-class CartItemPutSchema(ma.Schema):
-    qty = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=QTY_MAX))
-
-
-class CustomerInSchema(ma.Schema):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=NAME_MAX))
-    email = ma.fields.String(required=True, validate=ma.validate.Length(min=3, max=EMAIL_MAX))
-    phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=32))
-
-
-class CustomerPatchSchema(ma.Schema):
-    name = ma.fields.String(validate=ma.validate.Length(min=1, max=NAME_MAX))
-    email = ma.fields.String(validate=ma.validate.Length(min=3, max=EMAIL_MAX))
-    phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=32))
 
 
 class PlacementDataSchema(ma.Schema):
@@ -120,22 +107,45 @@ class Operation:
     body_required: bool = True
     response: type[ma.Schema] | None = None
     status: int = 200
-    errors: tuple[int, ...] = ()
-    query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
+    # Statuses beyond those the shape implies (servicekit.openapi), with what they mean here.
+    errors: tuple[tuple[int, str], ...] = ()
+    query: type[ma.Schema] | None = None
     idempotency: str | None = None  # "required" | "optional"
+    content_type: str = "application/json"
+    description: str | None = None
 
 
-_LIST_QUERY = (
-    ("limit", "integer", "1..100, default 20"),
-    ("cursor", "string", "`next_cursor` of the previous page"),
+_IN_FLIGHT = "`idempotency_in_flight`: the same key is still being processed (`Retry-After`)"
+_MISMATCH = (422, PROBLEM_DESCRIPTIONS[422])
+_PLACEMENT_ERRORS = (
+    (403, "`forbidden`: a customer user naming another customer"),
+    (404, "`not_found`: unknown customer or product (`resource`)"),
+    (409, f"`insufficient_stock` (`product_id`, `requested`, `available`), `cart_empty`, {_IN_FLIGHT}"),
+    _MISMATCH,
 )
-_CUSTOMER_QUERY = (("customer_id", "integer", "Required for admins; a customer user acts for itself"),)
+_SHAPE = "Body as the service validates it; every invalid field is listed in `errors`"
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/health", "Process up", "ops", PUBLIC, response=HealthSchema),
-    Operation("GET", "/ready", "Configuration and secrets loaded", "ops", PUBLIC, response=HealthSchema, errors=(503,)),
+    Operation(
+        "GET",
+        "/ready",
+        "Configuration and secrets loaded",
+        "ops",
+        PUBLIC,
+        response=HealthSchema,
+        errors=((503, "`not_ready`: the configuration or its secrets did not load (`Retry-After`)"),),
+    ),
     Operation("GET", "/openapi.json", "This document", "ops", PUBLIC),
-    Operation("GET", "/docs", "Interactive documentation (Swagger UI)", "ops", PUBLIC),
+    Operation("GET", "/docs", "Interactive documentation (Swagger UI)", "ops", PUBLIC, content_type="text/html"),
+    Operation(
+        "GET",
+        DOCS_ASSETS_PATH + "/{asset}",
+        "A Swagger UI file of /docs, served here (no CDN)",
+        "ops",
+        PUBLIC,
+        content_type="text/css or text/javascript",
+    ),
     Operation(
         "POST",
         "/auth/login",
@@ -144,12 +154,10 @@ OPERATIONS: tuple[Operation, ...] = (
         PUBLIC,
         body=LoginRequestSchema,
         response=LoginResponseSchema,
-        errors=(400, 401, 503),
+        errors=((401, "`invalid_credentials`: wrong username or password"),),
     ),
-    Operation(
-        "GET", "/products", "List products", "products", response=ProductPageSchema, errors=(400,), query=_LIST_QUERY
-    ),
-    Operation("GET", "/products/{product_id}", "Get a product", "products", response=ProductSchema, errors=(404,)),
+    Operation("GET", "/products", "List products", "products", response=ProductPageSchema, query=PageQuerySchema),
+    Operation("GET", "/products/{product_id}", "Get a product", "products", response=ProductSchema),
     Operation(
         "POST",
         "/products",
@@ -159,29 +167,37 @@ OPERATIONS: tuple[Operation, ...] = (
         body=ProductCreateSchema,
         response=ProductSchema,
         status=201,
-        errors=(400, 409),
+        errors=((409, "`duplicate_sku`: the SKU is taken (`sku`)"),),
     ),
     Operation(
         "PATCH",
         "/products/{product_id}",
-        "Change a product's name or price",
+        "Change a product's name or price (at least one)",
         "products",
         ADMIN,
         body=ProductUpdateSchema,
         response=ProductSchema,
-        errors=(400, 404),
     ),
     Operation(
         "POST",
         "/products/{product_id}/restock",
-        "Add stock",
+        "Add received stock; with an Idempotency-Key a retry adds it once",
         "products",
         ADMIN,
         body=RestockSchema,
         response=ProductSchema,
-        errors=(400, 404),
+        errors=((409, _IN_FLIGHT), _MISMATCH),
+        idempotency="optional",
     ),
-    Operation("GET", "/cart", "The cart", "cart", response=CartSchema, errors=(400, 404), query=_CUSTOMER_QUERY),
+    Operation(
+        "GET",
+        "/cart",
+        "The cart",
+        "cart",
+        response=CartSchema,
+        query=CustomerQuerySchema,
+        errors=((404, "`not_found`: another customer's cart, or an unknown customer"),),
+    ),
     Operation(
         "PUT",
         "/cart/items/{product_id}",
@@ -189,8 +205,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "cart",
         body=CartItemPutSchema,
         response=CartSchema,
-        errors=(400, 404),
-        query=_CUSTOMER_QUERY,
+        query=CustomerQuerySchema,
+        errors=((404, "`not_found`: unknown product or customer, or another customer's cart"),),
     ),
     Operation(
         "DELETE",
@@ -198,8 +214,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "Remove a product from the cart",
         "cart",
         response=CartSchema,
-        errors=(400, 404),
-        query=_CUSTOMER_QUERY,
+        query=CustomerQuerySchema,
+        errors=((404, "`not_found`: unknown customer, or another customer's cart"),),
     ),
     Operation(
         "POST",
@@ -210,7 +226,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body_required=False,
         response=PlacementSchema,
         status=201,
-        errors=(400, 403, 404, 409, 422, 503),
+        errors=_PLACEMENT_ERRORS,
         idempotency="required",
     ),
     Operation(
@@ -221,25 +237,19 @@ OPERATIONS: tuple[Operation, ...] = (
         body=CreateAndConfirmOrderSchema,
         response=PlacementSchema,
         status=201,
-        errors=(400, 403, 404, 409, 422, 503),
+        errors=_PLACEMENT_ERRORS,
         idempotency="required",
     ),
     Operation(
         "GET",
         "/orders",
-        "List orders (customer users: their own)",
+        "List orders, newest first (customer users: their own)",
         "orders",
         response=OrderPageSchema,
-        errors=(400, 403),
-        query=(
-            ("status", "string", "CREATED, CONFIRMED, PAID or CANCELED"),
-            ("customer_id", "integer", "Admins: any; customer users: only their own"),
-            ("from", "string", "created_at >= from (ISO 8601)"),
-            ("to", "string", "created_at < to (ISO 8601)"),
-            *_LIST_QUERY,
-        ),
+        query=OrderListQuerySchema,
+        errors=((403, "`forbidden`: a customer user naming another customer"),),
     ),
-    Operation("GET", "/orders/{order_id}", "Get an order", "orders", response=OrderSchema, errors=(404,)),
+    Operation("GET", "/orders/{order_id}", "Get an order", "orders", response=OrderSchema),
     Operation(
         "POST",
         "/orders/{order_id}/cancel",
@@ -248,7 +258,14 @@ OPERATIONS: tuple[Operation, ...] = (
         body=CancelOrderSchema,
         body_required=False,
         response=OrderSchema,
-        errors=(400, 404, 409),
+        errors=(
+            (
+                409,
+                "`invalid_state_transition` (`current_status`), `cancel_window_expired`, `payment_in_progress`, "
+                + _IN_FLIGHT,
+            ),
+            _MISMATCH,
+        ),
         idempotency="required",
     ),
     Operation(
@@ -260,7 +277,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=CustomerInSchema,
         response=CustomerSchema,
         status=201,
-        errors=(400, 409),
+        errors=((409, "`duplicate_email`: a live customer has this email"),),
     ),
     Operation(
         "GET",
@@ -269,8 +286,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "customers",
         ADMIN,
         response=CustomerPageSchema,
-        errors=(400,),
-        query=(("search", "string", "Matches name or email"), *_LIST_QUERY),
+        query=CustomerSearchQuerySchema,
     ),
     Operation(
         "GET",
@@ -278,103 +294,111 @@ OPERATIONS: tuple[Operation, ...] = (
         "Get a customer (admins, or that customer's user)",
         "customers",
         response=CustomerSchema,
-        errors=(404,),
     ),
     Operation(
         "PUT",
         "/customers/{customer_id}",
-        "Replace a customer",
+        "Replace a customer (an omitted phone is cleared)",
         "customers",
         ADMIN,
         body=CustomerInSchema,
         response=CustomerSchema,
-        errors=(400, 404, 409),
+        errors=((409, "`duplicate_email`: a live customer has this email"),),
     ),
     Operation(
         "PATCH",
         "/customers/{customer_id}",
-        "Change some of a customer's fields",
+        "Change some of a customer's fields (at least one)",
         "customers",
         ADMIN,
         body=CustomerPatchSchema,
         response=CustomerSchema,
-        errors=(400, 404, 409),
+        errors=((409, "`duplicate_email`: a live customer has this email"),),
     ),
-    Operation(
-        "DELETE", "/customers/{customer_id}", "Delete a customer (soft)", "customers", ADMIN, status=204, errors=(404,)
-    ),
+    Operation("DELETE", "/customers/{customer_id}", "Delete a customer (soft)", "customers", ADMIN, status=204),
 )
 
-_ERROR_DESCRIPTIONS = {
-    400: "Malformed body, invalid fields (all listed in `errors`) or missing header",
-    401: "Missing, invalid or expired bearer token (`WWW-Authenticate: Bearer`)",
-    403: "Valid token without the right",
-    404: "Unknown resource or route (another customer's resources do not exist for you)",
-    409: "Conflict with the current state (`insufficient_stock`, `invalid_state_transition`, ...)",
-    422: "Idempotency key reused with a different request",
-    503: "A dependency is unavailable (`Retry-After`)",
-}
+# Routes that answer without calling anything (no 503).
+NO_DEPENDENCY_PATHS = {"/health", "/openapi.json", "/docs", DOCS_ASSETS_PATH + "/{asset}"}
+_UNAVAILABLE = (
+    "`dependency_unavailable` (`dependency` names the service that is down), `time_budget_exhausted` (`step`), "
+    "or a service's own 503 (`database_unavailable`, `database_busy`); retry after `Retry-After`"
+)
+_BAD_REQUEST = "`malformed_json`, `validation_error` (every invalid field in `errors`), `idempotency_key_required`"
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    if name == "asset":
+        return {
+            "in": "path",
+            "name": name,
+            "required": True,
+            "schema": {"type": "string", "enum": sorted(SWAGGER_UI_ASSETS)},
+        }
+    return {"in": "path", "name": name, "required": True, "schema": {"type": "integer", "minimum": 1}}
 
 
 def _operation_spec(op: Operation) -> dict[str, Any]:
     spec: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "operationId": _operation_id(op)}
-    parameters: list[dict[str, Any]] = [
-        {"in": "path", "name": name, "required": True, "schema": {"type": "integer", "minimum": 1}}
-        for name in _path_names(op.path)
-    ]
-    parameters += [
-        {"in": "query", "name": name, "required": False, "schema": {"type": kind}, "description": description}
-        for name, kind, description in op.query
-    ]
+    parameters: list[dict[str, Any]] = [_path_parameter(name) for name in _path_names(op.path)]
+    if op.query is not None:
+        parameters.append({"in": "query", "schema": op.query})
     if op.idempotency:
-        key_schema = {"type": "string", "minLength": 1, "maxLength": 255}
         parameters.append(
             {
                 "in": "header",
                 "name": "Idempotency-Key",
-                "required": False,
-                "schema": key_schema,
-                "description": "Required here: this header, `X-Idempotency-Key`, or `idempotency_key` in the body. "
-                "Retries with one key replay the first answer (`Idempotent-Replayed: true`).",
+                "required": op.idempotency == "required",
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": IDEMPOTENCY_KEY_MAX,
+                    "pattern": IDEMPOTENCY_KEY_PATTERN,
+                },
+                "description": "Retries with one key replay the first answer (`Idempotent-Replayed: true`); the key "
+                "with another request is a 422. `X-Idempotency-Key`, or `idempotency_key` in the body, may carry "
+                "it instead (given in several places, they must be equal).",
             }
         )
-    parameters.append(
-        {
-            "in": "header",
-            "name": "X-Request-Id",
-            "required": False,
-            "schema": {"type": "string", "maxLength": 128, "pattern": "^[A-Za-z0-9._-]+$"},
-            "description": "Reused in logs, downstream calls and payment events; else a new one is made",
-        }
-    )
     spec["parameters"] = parameters
     if op.body is not None:
-        spec["requestBody"] = {"required": op.body_required, "content": {"application/json": {"schema": op.body}}}
-    success: dict[str, Any] = {"description": "OK" if op.status != 201 else "Created"}
-    if op.status == 204:
-        success["description"] = "Deleted"
-    elif op.path == "/docs":
+        spec["requestBody"] = {
+            "required": op.body_required,
+            "description": _SHAPE,
+            "content": {"application/json": {"schema": _documented_body(op.body)}},
+        }
+    success: dict[str, Any] = {"description": {200: "OK", 201: "Created", 204: "Deleted"}[op.status]}
+    if op.path == "/docs":
         success["content"] = {"text/html": {"schema": {"type": "string"}}}
+    elif op.path.startswith(DOCS_ASSETS_PATH):
+        success["content"] = {
+            "text/css": {"schema": {"type": "string"}},
+            "text/javascript": {"schema": {"type": "string"}},
+        }
     elif op.response is not None:
         success["content"] = {"application/json": {"schema": op.response}}
     elif op.path == "/openapi.json":
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     responses: dict[str, Any] = {str(op.status): success}
-    errors = set(op.errors)
+    for status, description in op.errors:
+        responses[str(status)] = documented_problem(status, description)
+    if op.body is not None or op.query is not None or op.idempotency:
+        responses.setdefault("400", documented_problem(400, _BAD_REQUEST))
     if op.access != PUBLIC:
-        errors.add(401)
         spec["security"] = [{"bearerAuth": []}]
     if op.access == ADMIN:
-        errors.add(403)
-    for status in sorted(errors):
-        responses[str(status)] = {
-            "description": _ERROR_DESCRIPTIONS[status],
-            "content": {"application/problem+json": {"schema": ProblemSchema}},
-        }
-    spec["responses"] = responses
-    if op.access == ADMIN:
+        responses.setdefault("403", documented_problem(403, "`forbidden`: not an admin"))
         spec["description"] = "Admin only."
+    spec["responses"] = responses
     return spec
+
+
+def _documented_body(schema: type[ma.Schema]) -> ma.Schema | type[ma.Schema]:
+    """The body as documented: `idempotency_key` is accepted in a body for older clients, but the
+    document names only the header (both given, they must be equal: a rule OpenAPI cannot state)."""
+    if "idempotency_key" in schema._declared_fields:
+        return schema(exclude=("idempotency_key",))
+    return schema
 
 
 def _path_names(path: str) -> list[str]:
@@ -397,11 +421,21 @@ def openapi_document() -> dict[str, Any]:
         title=TITLE,
         version=VERSION,
         openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
+        plugins=[
+            MarshmallowPlugin(),
+            # API Gateway refuses a body over 10 MiB on any route (413), before the BFF sees it.
+            # Only user tokens here: 403 is listed where a route can refuse a valid one (`errors`, admin).
+            ProblemResponsesPlugin(
+                unavailable=_UNAVAILABLE,
+                no_dependency_paths=NO_DEPENDENCY_PATHS,
+                always=(413, 414, 431),
+                secured=(401,),
+            ),
+        ],
         info={"description": DESCRIPTION},
     )
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    spec.components.schema("Problem", schema=ProblemSchema)
+    spec.components.schema(PROBLEM_SCHEMA_NAME, schema=ProblemSchema)
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation_spec(op)
@@ -411,19 +445,5 @@ def openapi_document() -> dict[str, Any]:
 
 
 def swagger_ui_html() -> str:
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{TITLE}</title>
-<link rel="stylesheet" href="{SWAGGER_UI_URL}swagger-ui.css">
-</head>
-<body>
-<div id="swagger-ui"></div>
-<script src="{SWAGGER_UI_URL}swagger-ui-bundle.js"></script>
-<script>
-window.ui = SwaggerUIBundle({{url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true}});
-</script>
-</body>
-</html>
-"""
+    # Relative URLs: right behind any API Gateway stage or custom domain path.
+    return swagger_ui_page(title=TITLE, spec_url="openapi.json", assets_url="docs/assets/")

@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from servicekit.auth import Principal
+from servicekit.openapi import SWAGGER_UI_ASSETS, swagger_ui_asset
 from servicekit.problems import Problem
 
 from ..clients import CUSTOMERS_SERVICE, ORDERS_SERVICE
@@ -20,9 +21,9 @@ from ..observability import logger, note
 from .app import app, route
 from .auth import authenticate, customer_named_in_request, customer_owning, ensure_visible, require_admin
 from .dependencies import SERVICE_NAME, dependencies
-from .http import json_body, json_response, path_id, query_pairs, query_value, relay
+from .http import json_body, json_response, path_id, query_pairs, query_value, relay, route_not_found
 from .idempotency import client_key, default_correlation_id, derive_key, optional_client_key
-from .openapi import openapi_document, swagger_ui_html
+from .openapi import DOCS_ASSETS_PATH, openapi_document, resolver_template, swagger_ui_html
 from .validation import CancelOrderSchema, CheckoutSchema, CreateAndConfirmOrderSchema, int_query, load
 
 
@@ -69,6 +70,20 @@ def openapi_json() -> Response:
 @route("GET", "/docs")
 def docs() -> Response:
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=swagger_ui_html())
+
+
+@route("GET", resolver_template(DOCS_ASSETS_PATH + "/{asset}"))
+def docs_asset(asset: str) -> Response:
+    """Swagger UI's own files (text), so /docs needs no CDN."""
+    content = swagger_ui_asset(asset)
+    if content is None:
+        raise route_not_found(_event())
+    return Response(
+        status_code=200,
+        content_type=SWAGGER_UI_ASSETS[asset],
+        body=content.decode("utf-8"),
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 # --- auth -------------------------------------------------------------------------------------
@@ -182,14 +197,14 @@ def _place(principal: Principal, data: dict[str, Any], *, flow: str, order_field
 @route("POST", "/orchestrator/create-and-confirm-order")
 def create_and_confirm_order() -> Response:
     principal = _user()
-    data = load(CreateAndConfirmOrderSchema(), json_body(_event()))
+    data = load(CreateAndConfirmOrderSchema(), json_body(_event()), principal=principal)
     return _place(principal, data, flow="create-and-confirm-order", order_fields={"items": data["items"]})
 
 
 @route("POST", "/checkout")
 def checkout() -> Response:
     principal = _user()
-    data = load(CheckoutSchema(), json_body(_event(), required=False))
+    data = load(CheckoutSchema(), json_body(_event(), required=False), principal=principal)
     return _place(principal, data, flow="checkout", order_fields={"from_cart": True})
 
 

@@ -13,7 +13,12 @@ time, and concurrent requests go to other environments. By default those are wor
 powertools' resolver included, is written for one event at a time. An in-process handler (for
 tests with injected fakes) is one environment: its events are serialised.
 As in API Gateway: a handler that raises is a 500 `{"message": "Internal Server Error"}`, one that
-exceeds the timeout a 503 `{"message": "Service Unavailable"}`, a body over 10 MiB a 413.
+exceeds the timeout a 503 `{"message": "Service Unavailable"}`. Every method is handed to the BFF
+(TRACE, CONNECT and unknown ones too: it answers 405 or 404). What the adapter refuses itself
+is a problem (`application/problem+json`, docs/errors-and-limits.md), never an HTML page: a body
+over 10 MiB (413), a request line over 4094 bytes (414), more than 100 header fields or one over
+8190 bytes (431, the same limits as gunicorn's in front of the services), a malformed request
+(400).
 SIGINT/SIGTERM: no new requests; those in flight get `--shutdown-grace` seconds, then the
 environments are killed. The environments ignore both signals (the adapter ends them) and exit
 by themselves if the adapter dies.
@@ -38,12 +43,18 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from servicekit.limits import GATEWAY_PAYLOAD_BYTES_MAX, HEADER_FIELD_SIZE_MAX, HEADER_FIELDS_MAX, REQUEST_LINE_MAX
+from servicekit.problems import PROBLEM_CONTENT_TYPE, problem_body
+from servicekit.request_id import REQUEST_ID_HEADER, new_request_id
+
 from .lambda_context import Handler, LocalLambdaContext, ensure_local_aws_credentials, load_handler, log_json
 from .stop_signals import StopFlag, exit_when_parent_exits
 
 DEFAULT_HANDLER = "orchestrator.bff.handler.lambda_handler"
 DEFAULT_FUNCTION_NAME = "OrchestratorFunction"
-MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+MAX_PAYLOAD_BYTES = GATEWAY_PAYLOAD_BYTES_MAX
+# The adapter's own refusals: status → code (http.server's 505 for an odd version is a 400 here).
+_REFUSAL_CODES = {400: "bad_request", 413: "payload_too_large", 414: "uri_too_long", 431: "header_fields_too_large"}
 _TEXT_TYPES = ("text/", "application/json", "application/problem+json", "application/xml", "+json", "+xml")
 _TEXT_TYPES += ("application/x-www-form-urlencoded", "application/javascript")
 
@@ -237,34 +248,120 @@ class ProcessPoolInvoker:
 # --- HTTP server ------------------------------------------------------------------------------
 
 
+class BadRequest(Exception):
+    """The request cannot be read (its framing is broken): a 400, and the connection is closed."""
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _AdapterHTTPServer
 
     def _read_body(self) -> bytes | None:
+        """The body, or None if it is over the gateway's limit; BadRequest if it cannot be read."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             chunks, total = [], 0
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline(HEADER_FIELD_SIZE_MAX + 1)
+                try:
+                    size = int(line.split(b";")[0].strip() or b"x", 16)
+                except ValueError:
+                    raise BadRequest("Invalid chunk size") from None
+                if size < 0:
+                    raise BadRequest("Invalid chunk size")
                 if size == 0:
-                    self.rfile.readline()
+                    self.rfile.readline(HEADER_FIELD_SIZE_MAX + 1)
                     return b"".join(chunks)
                 total += size
                 if total > MAX_PAYLOAD_BYTES:
+                    self._discard_body(4 * MAX_PAYLOAD_BYTES - total)
                     return None
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
+                chunk = self.rfile.read(size)
+                if len(chunk) != size:
+                    raise BadRequest("Incomplete chunk")
+                chunks.append(chunk)
+                self.rfile.readline(HEADER_FIELD_SIZE_MAX + 1)
+        declared = self.headers.get("Content-Length") or "0"
+        if not declared.isascii() or not declared.strip().isdigit():
+            raise BadRequest("Invalid Content-Length")
+        length = int(declared)
         if length > MAX_PAYLOAD_BYTES:
+            self._discard_body(length)
             return None
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            raise BadRequest("Incomplete body")
+        return body
+
+    def parse_request(self) -> bool:
+        # http.server's own limits are 64 KiB a line and 100 headers; ours are gunicorn's.
+        if len(self.raw_requestline.rstrip(b"\r\n")) > REQUEST_LINE_MAX:
+            self.requestline, self.command, self.request_version = "", "", "HTTP/1.1"
+            self._discard_headers()
+            self.send_error(414, f"Request line is over {REQUEST_LINE_MAX} bytes")
+            return False
+        if not super().parse_request():
+            return False
+        if len(self.headers) > HEADER_FIELDS_MAX:
+            self.send_error(431, f"More than {HEADER_FIELDS_MAX} header fields")
+            return False
+        if any(len(name) + len(value) + 2 > HEADER_FIELD_SIZE_MAX for name, value in self.headers.items()):
+            self.send_error(431, f"A header field is over {HEADER_FIELD_SIZE_MAX} bytes")
+            return False
+        return True
+
+    # Read (and drop) what a refused request still sends, within bounds: closing a socket with unread
+    # data resets the connection, and the client may never read our answer.
+    def _discard_headers(self) -> None:
+        for _ in range(HEADER_FIELDS_MAX * 2):
+            line = self.rfile.readline(HEADER_FIELD_SIZE_MAX * 8)
+            if line in (b"\r\n", b"\n", b""):
+                return
+
+    def _discard_body(self, length: int) -> None:
+        left = min(length, 4 * MAX_PAYLOAD_BYTES)
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1024 * 1024))
+            if not chunk:
+                return
+            left -= len(chunk)
+
+    def handle_expect_100(self) -> bool:
+        # A client that waits for 100 Continue gets the 413 before it sends a body that is too large.
+        declared = self.headers.get("Content-Length") or ""
+        if declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+            self.send_error(413, f"Request body is over {MAX_PAYLOAD_BYTES} bytes")
+            return False
+        return super().handle_expect_100()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's error page, as a problem."""
+        status = code if code in _REFUSAL_CODES else 400
+        request_id = new_request_id()
+        body = orjson.dumps(
+            problem_body(status, _REFUSAL_CODES[status], message or explain or "Bad request", request_id=request_id)
+        )
+        self.close_connection = True
+        # http.server answers a line it could not parse HTTP/0.9-style (a body, no status line).
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"
+        self.send_response(status)
+        self.send_header("Content-Type", PROBLEM_CONTENT_TYPE)
+        self.send_header(REQUEST_ID_HEADER, request_id)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _handle(self) -> None:
         adapter = self.server.adapter
-        body = self._read_body()
+        try:
+            body = self._read_body()
+        except BadRequest as exc:
+            self.send_error(400, str(exc))
+            return
         if body is None:
-            self.close_connection = True
-            self._write(*http_answer(_gateway_error(413, "Request Entity Too Large")), gateway_id=uuid.uuid4().hex[:16])
+            self.send_error(413, f"Request body is over {MAX_PAYLOAD_BYTES} bytes")
             return
         event = build_event(
             method=self.command,
@@ -299,7 +396,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+    def __getattr__(self, name: str) -> Any:
+        # http.server dispatches `do_<METHOD>`; every method goes to the function, which answers
+        # 405 (with Allow) or 404 to those it has no route for.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the BFF logs one http_request line per request itself

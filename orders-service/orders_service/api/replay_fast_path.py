@@ -23,11 +23,12 @@ from typing import Any
 import orjson
 
 from servicekit.auth import InvalidToken, TokenVerifier, bearer_token
+from servicekit.contracts import is_valid_idempotency_key
 from servicekit.problems import Problem
 from servicekit.request_id import REQUEST_ID_HEADER, accept_or_new
 from servicekit.web import BIGINT_MAX, log_http_request
 
-from ..services.idempotency import MAX_KEY_LENGTH, IdempotentRequest, ReplayCache
+from ..services.idempotency import IdempotentRequest, ReplayCache
 from ..services.orders import CONFIRM_ROUTE
 from .common import REPLAYED_HEADER
 
@@ -119,6 +120,4 @@ def _idempotency_key(environ: dict[str, Any]) -> str | None:
     if len(values) != 1:
         return None
     key = values.pop()
-    if not key.strip() or len(key) > MAX_KEY_LENGTH:
-        return None
-    return key
+    return key if is_valid_idempotency_key(key) else None

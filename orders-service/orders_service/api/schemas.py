@@ -1,116 +1,78 @@
-"""Request and response schemas (marshmallow), with the limits of SPEC §2."""
+"""Request and response schemas (marshmallow), with the limits of servicekit.limits.
+
+The request schemas the BFF documents too (products, cart, order lines, the order list query)
+are the platform's single definitions in `servicekit.contracts`; the rest are this service's own.
+"""
 
 from __future__ import annotations
-
-import unicodedata
 
 import marshmallow as ma
 from marshmallow import validate
 
-from servicekit.contracts import OrderSchema, ProductSchema
-from servicekit.limits import BIGINT_MAX, ITEMS_PER_ORDER_MAX, NAME_MAX, PRICE_CENTS_MAX, QTY_MAX, SKU_MAX
-from servicekit.timeutil import parse_iso_utc
-from servicekit.web import PageQuerySchema, page_schema
+from servicekit.contracts import (
+    CartItemPutSchema,
+    CustomerQuerySchema,
+    OrderLineInSchema,
+    OrderListQuerySchema,
+    OrderSchema,
+    PageQuerySchema,
+    ProductCreateSchema,
+    ProductSchema,
+    ProductUpdateSchema,
+    RestockSchema,
+    strict_int,
+    text_field,
+)
+from servicekit.limits import BIGINT_MAX, INITIAL_STOCK_MAX, ITEMS_PER_ORDER_MAX, QTY_MAX
+from servicekit.web import page_schema, request_principal
 
-from ..models import ORDER_STATUSES
 from ..services.payments import OUTCOME_FAILED, OUTCOME_SUCCEEDED
-from ..services.products import MAX_RESTOCK_QTY
 
-MAX_SKU = SKU_MAX
-MAX_NAME = NAME_MAX
-MAX_PRICE_CENTS = PRICE_CENTS_MAX
-MAX_INITIAL_STOCK = 10**9
+__all__ = [
+    "CartItemPutSchema",
+    "CustomerQuerySchema",
+    "OrderListQuerySchema",
+    "ProductCreateSchema",
+    "ProductUpdateSchema",
+    "RestockSchema",
+]
+
+MAX_INITIAL_STOCK = INITIAL_STOCK_MAX
 MAX_QTY = QTY_MAX
 MAX_ORDER_ITEMS = ITEMS_PER_ORDER_MAX
 MAX_AGE_SECONDS = 10**8  # ~3 years: older_than_seconds beyond this is a typo
 
-
-def _visible_text(value: str) -> None:
-    if not value.strip():
-        raise ma.ValidationError("Must not be blank.")
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise ma.ValidationError("Must not contain control characters.")
-
-
-def text_field(max_length: int, **kwargs) -> ma.fields.String:
-    return ma.fields.String(validate=[validate.Length(min=1, max=max_length), _visible_text], **kwargs)
-
-
-def strict_int(minimum: int, maximum: int, **kwargs) -> ma.fields.Integer:
-    """A JSON integer (no strings, floats or booleans) within [minimum, maximum]."""
-    return ma.fields.Integer(strict=True, validate=validate.Range(min=minimum, max=maximum), **kwargs)
-
-
-def id_field(**kwargs) -> ma.fields.Integer:
-    return ma.fields.Integer(validate=validate.Range(min=1, max=BIGINT_MAX), **kwargs)
-
-
-class UtcDateTime(ma.fields.DateTime):
-    """ISO 8601 with `Z`, an offset, or none (taken as UTC) → naive UTC."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str) or len(value) > 64:
-            raise ma.ValidationError("Not a valid ISO 8601 datetime.")
-        try:
-            return parse_iso_utc(value)
-        except (ValueError, OverflowError):
-            raise ma.ValidationError("Not a valid ISO 8601 datetime.") from None
-
-
-# --- Products ---------------------------------------------------------------------------------
-
-
-class ProductCreateSchema(ma.Schema):
-    sku = text_field(MAX_SKU, required=True)
-    name = text_field(MAX_NAME, required=True)
-    price_cents = strict_int(1, MAX_PRICE_CENTS, required=True)
-    stock = strict_int(0, MAX_INITIAL_STOCK, required=True)
-
-
-class ProductUpdateSchema(ma.Schema):
-    name = text_field(MAX_NAME)
-    price_cents = strict_int(1, MAX_PRICE_CENTS)
-
-    @ma.validates_schema
-    def _something_to_change(self, data, **kwargs):
-        if not data:
-            raise ma.ValidationError("Give at least one of: name, price_cents.", field_name="body")
-
-
-class RestockSchema(ma.Schema):
-    qty = strict_int(1, MAX_RESTOCK_QTY, required=True, metadata={"description": "Units received, 1..1000000"})
-
-
 ProductPageSchema = page_schema(ProductSchema, "ProductPage")
 
 
-# --- Carts ------------------------------------------------------------------------------------
+class StrictBoolean(ma.fields.Boolean):
+    """JSON true or false only (marshmallow's truthy sets match 1 and 0 too: 1 == True)."""
 
-
-class CustomerQuerySchema(ma.Schema):
-    customer_id = id_field(
-        load_default=None,
-        metadata={"description": "Required for admins and services; customer users act for themselves"},
-    )
-
-
-class CartItemPutSchema(ma.Schema):
-    qty = strict_int(1, MAX_QTY, required=True)
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 # --- Orders -----------------------------------------------------------------------------------
 
 
-class OrderLineInSchema(ma.Schema):
-    product_id = strict_int(1, BIGINT_MAX, required=True)
-    qty = strict_int(1, MAX_QTY, required=True)
-
-
 class OrderCreateSchema(ma.Schema):
+    """Items, or `from_cart: true` (not both). Each product once: a rule the document states in prose."""
+
+    # The items-or-cart rule, as the document states it.
+    OPENAPI_EXTRA = {
+        "anyOf": [
+            {"required": ["items"], "not": {"required": ["from_cart"], "properties": {"from_cart": {"enum": [True]}}}},
+            {"required": ["from_cart"], "properties": {"from_cart": {"enum": [True]}}, "not": {"required": ["items"]}},
+        ]
+    }
+
     customer_id = strict_int(
         1,
         BIGINT_MAX,
         load_default=None,
+        allow_none=True,
         metadata={"description": "Required for admins and services; a customer user may only name its own"},
     )
     items = ma.fields.List(
@@ -118,9 +80,7 @@ class OrderCreateSchema(ma.Schema):
         validate=validate.Length(min=1, max=MAX_ORDER_ITEMS),
         metadata={"description": "Each product at most once"},
     )
-    from_cart = ma.fields.Boolean(
-        truthy={True}, falsy={False}, metadata={"description": "Order the cart's contents and empty it"}
-    )
+    from_cart = StrictBoolean(metadata={"description": "Order the cart's contents and empty it"})
 
     @ma.validates_schema
     def _items_or_cart(self, data, **kwargs):
@@ -137,23 +97,15 @@ class OrderCreateSchema(ma.Schema):
                 )
             seen.add(line["product_id"])
 
+    @ma.validates_schema(skip_on_field_errors=False)
+    def _customer_named(self, data, **kwargs):
+        """Listed with every other error: an admin or service must name the customer."""
+        principal = request_principal()
+        if principal is not None and principal.is_privileged and data.get("customer_id") is None:
+            raise ma.ValidationError("customer_id is required for admin and service callers.", field_name="customer_id")
+
 
 OrderPageSchema = page_schema(OrderSchema, "OrderPage")
-
-
-class OrderListQuerySchema(PageQuerySchema):
-    status = ma.fields.String(load_default=None, validate=validate.OneOf(ORDER_STATUSES))
-    customer_id = id_field(load_default=None)
-    created_from = UtcDateTime(
-        data_key="from", load_default=None, metadata={"description": "created_at >= from (ISO 8601)"}
-    )
-    created_to = UtcDateTime(data_key="to", load_default=None, metadata={"description": "created_at < to (ISO 8601)"})
-
-    @ma.validates_schema
-    def _from_before_to(self, data, **kwargs):
-        start, end = data.get("created_from"), data.get("created_to")
-        if start is not None and end is not None and start > end:
-            raise ma.ValidationError("Must not be after `to`.", field_name="from")
 
 
 # --- Internal ---------------------------------------------------------------------------------
@@ -194,12 +146,10 @@ class PaymentOutcomeResultSchema(ma.Schema):
 
 class OverdueQuerySchema(PageQuerySchema):
     older_than_seconds = ma.fields.Integer(
-        load_default=None,
         validate=validate.Range(min=0, max=MAX_AGE_SECONDS),
         metadata={"description": "PENDING orders confirmed this long ago; default PAYMENT_GRACE_SECONDS"},
     )
     processing_older_than_seconds = ma.fields.Integer(
-        load_default=None,
         validate=validate.Range(min=0, max=MAX_AGE_SECONDS),
         metadata={
             "description": "PROCESSING orders last claimed this long ago; default PAYMENT_PROCESSING_GRACE_SECONDS"

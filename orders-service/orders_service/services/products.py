@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from servicekit.auth import Principal
 from servicekit.db import is_duplicate_key, transaction
+from servicekit.limits import RESTOCK_QTY_MAX
 from servicekit.pagination import decode_cursor, page
 from servicekit.problems import not_found
 from servicekit.timeutil import utcnow
@@ -21,8 +22,8 @@ from .shapes import product_view
 
 RESTOCK_ROUTE = "POST /products/{product_id}/restock"
 
-# One restock is one delivery; larger numbers are almost certainly a typo (documented in README).
-MAX_RESTOCK_QTY = 1_000_000
+# One restock is one delivery; larger numbers are almost certainly a typo (docs/errors-and-limits.md).
+MAX_RESTOCK_QTY = RESTOCK_QTY_MAX
 
 
 def create_product(ctx: ServiceContext, fields: dict[str, Any]) -> dict[str, Any]:
