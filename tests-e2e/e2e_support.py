@@ -3,7 +3,7 @@ and a TCP proxy that can cut the BFF and the sweeper off from SQS.
 
 Black box: everything goes over HTTP (the BFF, and orders-service directly where the BFF has no
 route, e.g. an order left CREATED) or through SQS's API; the only inside view is each process's
-JSON log file, which is part of the contract (SPEC §2: the request id in every log line).
+JSON log file, which is part of the contract (docs/api.md: the request id in every log line).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `payment.requested` event (SPEC §9): one definition for its producers and its consumer.
+"""The `payment.requested` event (docs/payments.md): one definition for its producers and its consumer.
 
 Body: `{"type": "payment.requested", "order_id", "customer_id", "amount_cents", "correlation_id",
 "requested_at"}`; message attributes `request_id` and `correlation_id`.

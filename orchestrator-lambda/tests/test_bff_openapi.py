@@ -1,4 +1,4 @@
-"""BFF: its OpenAPI 3 document and interactive docs (SPEC §2), and its log timestamps."""
+"""BFF: its OpenAPI 3 document and interactive docs (docs/api.md), and its log timestamps."""
 
 from __future__ import annotations
 

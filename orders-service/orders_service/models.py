@@ -30,7 +30,7 @@ LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 MYSQL_TABLE_ARGS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
 
-# Order status and payment status values (SPEC §6).
+# Order status and payment status values (docs/order-lifecycle.md).
 CREATED, CONFIRMED, PAID, CANCELED = "CREATED", "CONFIRMED", "PAID", "CANCELED"
 ORDER_STATUSES = (CREATED, CONFIRMED, PAID, CANCELED)
 NOT_REQUESTED, PENDING, PROCESSING = "NOT_REQUESTED", "PENDING", "PROCESSING"
@@ -57,7 +57,7 @@ class Product(Base):
     name: Mapped[str] = mapped_column(String(200))
     price_cents: Mapped[int] = mapped_column(BigInteger)
     stock: Mapped[int] = mapped_column(BigInteger)
-    # Initial stock plus every restock: lets anyone check conservation (SPEC §6).
+    # Initial stock plus every restock: lets anyone check conservation (docs/order-lifecycle.md).
     stock_received: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
@@ -165,7 +165,7 @@ class IdempotencyKey(Base):
 
 
 class DeletedCustomer(Base):
-    """A customer soft-deleted in customers-service (its notification, SPEC §4): the create
+    """A customer soft-deleted in customers-service (its notification, docs/conventions.md): the create
     transaction refuses it even where the customer lookup is still cached."""
 
     __tablename__ = "deleted_customers"

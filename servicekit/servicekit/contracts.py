@@ -1,4 +1,4 @@
-"""The public JSON shapes of SPEC §2–§5 as marshmallow schemas, written once.
+"""The public JSON shapes of the public API (docs/api.md) as marshmallow schemas, written once.
 
 They document responses: each service's OpenAPI document and the BFF's (which relays the
 services' bodies) describe the same resources with the same schemas. Bodies themselves are
@@ -139,7 +139,7 @@ class HealthSchema(ma.Schema):
     service = ma.fields.String()
 
 
-# --- customers-service (SPEC §3, §4) ----------------------------------------------------------
+# --- customers-service (docs/auth.md, docs/api.md) ----------------------------------------------------------
 
 
 class CustomerSchema(ma.Schema):
@@ -165,7 +165,7 @@ class LoginSchema(ma.Schema):
     user = ma.fields.Nested(LoginUserSchema)
 
 
-# --- orders-service (SPEC §5, §6) -------------------------------------------------------------
+# --- orders-service (docs/api.md, docs/order-lifecycle.md) -------------------------------------------------------------
 
 
 class ProductSchema(ma.Schema):

@@ -1,4 +1,4 @@
-"""The BFF's routes (SPEC §8): authenticate, scope to the user's customer, call one service.
+"""The BFF's routes (docs/api.md): authenticate, scope to the user's customer, call one service.
 
 Each route is glue: the rules live in `auth`, `validation`, `idempotency` and `placement`.
 Downstream answers are relayed as sent (problems keep their status and body).

@@ -1,7 +1,7 @@
 """Orders: create (items or cart checkout), confirm, cancel, read.
 
 The hot paths return the service's dicts directly (documented with `alt_response`); the
-service layer already built exactly the SPEC §5 shape.
+service layer already built exactly the documented shape.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .common import (
 )
 from .schemas import OrderCreateSchema, OrderListQuerySchema, OrderPageSchema
 
-blp = Blueprint("orders", __name__, description="Orders and their lifecycle (SPEC §6)")
+blp = Blueprint("orders", __name__, description="Orders and their lifecycle (docs/order-lifecycle.md)")
 
 ORDER_PATH = f"/orders/{int_path('order_id')}"
 # An instance, not the class: given a class, webargs builds a new schema for every request.

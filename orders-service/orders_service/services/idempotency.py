@@ -1,4 +1,4 @@
-"""Idempotency keys (docs/conventions.md "Idempotency", SPEC §7), written once for every endpoint.
+"""Idempotency keys (docs/idempotency.md), written once for every endpoint.
 
 One transaction per attempt:
   INSERT the key row  → a concurrent twin blocks on the unique scope_hash until the first

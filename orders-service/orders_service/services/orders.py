@@ -1,4 +1,4 @@
-"""Orders: stock is reserved at create, returned exactly once at cancel (SPEC §6).
+"""Orders: stock is reserved at create, returned exactly once at cancel (docs/order-lifecycle.md).
 
 A customer customers-service reported deleted (its tombstone in `deleted_customers`) is refused
 inside the create transaction, by a column of the statement that locks the products: the same

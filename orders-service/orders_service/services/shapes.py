@@ -1,4 +1,4 @@
-"""The JSON shapes the API returns (SPEC §5), built from rows and in-memory values."""
+"""The JSON shapes the API returns (docs/api.md), built from rows and in-memory values."""
 
 from __future__ import annotations
 
