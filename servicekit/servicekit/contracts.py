@@ -165,7 +165,7 @@ class LoginSchema(ma.Schema):
     user = ma.fields.Nested(LoginUserSchema)
 
 
-# --- orders-service (docs/api.md, docs/order-lifecycle.md) -------------------------------------------------------------
+# --- orders-service (docs/api.md, docs/order-lifecycle.md) ---------------------------------------
 
 
 class ProductSchema(ma.Schema):

@@ -436,7 +436,7 @@ def log_http_request(
     caller: str | None = None,
     ids: dict[str, Any] | None = None,
 ) -> None:
-    """The one `http_request` line per request (docs/api.md: every process logs one per request), whoever answered it."""
+    """The one `http_request` line per request (docs/api.md), whoever answered it."""
     if not access_log.isEnabledFor(logging.INFO):
         return
     fields: dict[str, Any] = {
