@@ -79,3 +79,7 @@ class UserSchema(ma.Schema):
 class LoginInSchema(ma.Schema):
     username = fields.String(required=True, validate=validate.Length(min=1, max=64))
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=128))
+
+
+class InternalLoginInSchema(LoginInSchema):
+    client_address = fields.IP(required=True, metadata={"description": "The client's IP address, as the BFF saw it"})

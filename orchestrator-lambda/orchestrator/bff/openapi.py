@@ -144,7 +144,7 @@ OPERATIONS: tuple[Operation, ...] = (
         PUBLIC,
         body=LoginRequestSchema,
         response=LoginResponseSchema,
-        errors=(400, 401, 503),
+        errors=(400, 401, 429, 503),
     ),
     Operation(
         "GET", "/products", "List products", "products", response=ProductPageSchema, errors=(400,), query=_LIST_QUERY
@@ -312,6 +312,7 @@ _ERROR_DESCRIPTIONS = {
     404: "Unknown resource or route (another customer's resources do not exist for you)",
     409: "Conflict with the current state (`insufficient_stock`, `invalid_state_transition`, ...)",
     422: "Idempotency key reused with a different request",
+    429: "Too many failed logins for the username or from the address (`Retry-After`)",
     503: "A dependency is unavailable (`Retry-After`)",
 }
 
