@@ -53,8 +53,9 @@ install: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS_STAMP) $(COMPOSE_SCHEMA) ## create
 env: .env ## create .env from .env.example with fresh random secrets (kept if it exists; new secrets added)
 
 # An existing .env keeps its values; secrets added to .env.example since are appended to it.
-.env: .env.example
-	@python3 scripts/make_env.py --add-missing
+# The virtualenv first: the service identities' Ed25519 keys are made with `cryptography`.
+.env: .env.example | $(STAMP)
+	@$(PY) scripts/make_env.py --add-missing
 
 .PHONY: run
 run: $(STAMP) .env ## start the whole stack locally: BFF :3000, services :3001/:3002, SQS :4566 (Ctrl-C stops)

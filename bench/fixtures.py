@@ -44,10 +44,9 @@ def expect(response: requests.Response, status: int, what: str) -> dict[str, Any
 
 def seed(target: Target, args: argparse.Namespace, session: requests.Session) -> Fixtures:
     run_id = f"b{int(time.time())}{secrets.token_hex(2)}"
-    admin = mint_user_token(target.user_ring, user_id=900001, role="admin", customer_id=None, ttl_seconds=7200)
-    service = mint_service_token(
-        target.service_ring, caller="orchestrator", audience="orders-service", ttl_seconds=7200
-    )
+    # As long as tokens may live (an hour): longer than any bench run.
+    admin = mint_user_token(target.user_ring, user_id=900001, role="admin", customer_id=None, ttl_seconds=3600)
+    service = mint_service_token(target.bff_keys, caller="orchestrator", audience="orders-service", ttl_seconds=3600)
     admin_headers = {"Authorization": f"Bearer {admin}"}
     customers = []
     for i in range(args.customers):

@@ -40,7 +40,7 @@ class Bench:
         self.target = target
         self.wrk = wrk if args.driver in ("auto", "wrk") else None
         self.session = requests.Session()
-        self.engine = create_engine(target.orders_database_url, pool_size=2, max_overflow=0)
+        self.engine = create_engine(target.orders_database_url, pool_size=2, max_overflow=0, hide_parameters=True)
         self.cpu = CpuMeter(target.process_groups())
         self.fixtures = seed(target, args, self.session)
 

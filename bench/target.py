@@ -14,8 +14,8 @@ from pathlib import Path
 
 import requests
 
-from servicekit.auth import KeyRing
-from servicekit.testing import random_key_ring_value
+from servicekit.auth import KeyRing, ServiceSigningKeys, private_keys_variable
+from servicekit.testing import ServiceKeySet, random_key_ring_value
 
 from . import ROOT, log
 from .databases import create_bench_databases
@@ -26,6 +26,7 @@ from stack import Stack, StackConfig, StopRequest, port_in_use, read_env_file
 
 HOST = "127.0.0.1"
 SERVE_ENV_FILE = ROOT / "var" / "bench-stack.env"
+BFF_KEYS = private_keys_variable("orchestrator")
 
 
 @dataclass
@@ -37,7 +38,8 @@ class Target:
     customers_port: int
     orders_port: int
     user_ring: KeyRing
-    service_ring: KeyRing
+    # The BFF's own service identity: the bench calls orders-service as the BFF does.
+    bff_keys: ServiceSigningKeys
     orders_database_url: str
     started: Stack | None = None
 
@@ -85,7 +87,7 @@ def prepare_target(args: argparse.Namespace) -> Target:
 
 def _running_target(ports: dict[str, int]) -> Target:
     env = {**read_env_file(ROOT / ".env"), **os.environ}
-    missing = [n for n in ("USER_JWT_KEYS", "SERVICE_JWT_KEYS", "ORDERS_DATABASE_URL") if not env.get(n)]
+    missing = [n for n in ("USER_JWT_KEYS", BFF_KEYS, "ORDERS_DATABASE_URL") if not env.get(n)]
     if missing:
         raise SystemExit(
             f"a stack answers on ports {ports['bff']}-{ports['orders']} but {', '.join(missing)} is not set "
@@ -98,7 +100,7 @@ def _running_target(ports: dict[str, int]) -> Target:
         ports["customers"],
         ports["orders"],
         KeyRing.parse(env["USER_JWT_KEYS"]),
-        KeyRing.parse(env["SERVICE_JWT_KEYS"]),
+        ServiceSigningKeys.parse(env[BFF_KEYS]),
         env["ORDERS_DATABASE_URL"],
     )
 
@@ -107,13 +109,13 @@ def _start_target(args: argparse.Namespace, ports: dict[str, int]) -> Target:
     busy = busy_ports(ports["bff"])
     if busy:
         raise SystemExit(f"port(s) {', '.join(map(str, busy))} already in use: pass another --base-port")
-    user_ring, service_ring = random_key_ring_value("bench-user"), random_key_ring_value("bench-svc")
+    user_ring, service_keys = random_key_ring_value("bench-user"), ServiceKeySet.generate()
     env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
     env.update(
         APP_ENV="production",
         LOG_LEVEL="INFO",
         USER_JWT_KEYS=user_ring,
-        SERVICE_JWT_KEYS=service_ring,
+        **service_keys.dotenv(),
         PAYMENT_SIMULATION_MODE="always_succeed",
         PAYMENT_GATEWAY_API_KEY=f"sk_test_{secrets.token_urlsafe(24)}",
         # The confirm scenario leaves thousands of confirmed orders without a payment event on
@@ -161,7 +163,7 @@ def _start_target(args: argparse.Namespace, ports: dict[str, int]) -> Target:
         ports["customers"],
         ports["orders"],
         KeyRing.parse(user_ring),
-        KeyRing.parse(service_ring),
+        service_keys.signing("orchestrator"),
         urls["orders"],
         started=stack,
     )
@@ -173,7 +175,7 @@ def serve(target: Target) -> int:
     config = target.started.config
     SERVE_ENV_FILE.write_text(
         f"USER_JWT_KEYS={config.env['USER_JWT_KEYS']}\n"
-        f"SERVICE_JWT_KEYS={config.env['SERVICE_JWT_KEYS']}\n"
+        f"{BFF_KEYS}={config.env[BFF_KEYS]}\n"
         f"ORDERS_DATABASE_URL={target.orders_database_url}\n"
         f"CUSTOMERS_DATABASE_URL={config.customers_database_url}\n"
         "BENCH_PROCESS_GROUPS=" + ",".join(f"{name}:{pgid}" for name, pgid in target.process_groups().items()) + "\n"

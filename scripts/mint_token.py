@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Mint a JWT for manual calls and debugging, signed with the first key of a ring.
+"""Mint a JWT for manual calls and debugging.
 
   python scripts/mint_token.py service --caller orchestrator --audience orders-service
   python scripts/mint_token.py user --user-id 1 --role admin
   python scripts/mint_token.py user --user-id 7 --role customer --customer-id 3 --ttl 600
 
-The ring comes from SERVICE_JWT_KEYS / USER_JWT_KEYS (environment or --env-file, default .env).
+A service token is signed with that caller's own private key, `<CALLER>_JWT_PRIVATE_KEYS`
+(e.g. ORCHESTRATOR_JWT_PRIVATE_KEYS), and verifies only as that caller (docs/auth.md); a user
+token with the first key of USER_JWT_KEYS. Keys come from the environment or --env-file
+(default .env).
 """
 
 from __future__ import annotations
@@ -15,10 +18,18 @@ import os
 import sys
 from pathlib import Path
 
-from servicekit.auth import KeyRing, mint_service_token, mint_user_token
+from servicekit.auth import (
+    MAX_USER_TOKEN_TTL_SECONDS,
+    SERVICE_IDENTITIES,
+    KeyRing,
+    ServiceSigningKeys,
+    mint_service_token,
+    mint_user_token,
+    private_keys_variable,
+)
+from servicekit.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-CALLERS = ("orchestrator", "orders-service", "payments", "sweeper")
 AUDIENCES = ("customers-service", "orders-service")
 
 
@@ -32,9 +43,8 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def ring_from(name: str, env_file: Path) -> KeyRing:
-    value = os.environ.get(name) or read_env_file(env_file).get(name)
-    return KeyRing.parse(value, name=name)
+def setting(name: str, env_file: Path) -> str | None:
+    return os.environ.get(name) or read_env_file(env_file).get(name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,24 +53,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttl", type=int, default=300, help="lifetime in seconds (default 300)")
     kinds = parser.add_subparsers(dest="kind", required=True)
     service = kinds.add_parser("service", help="a service token")
-    service.add_argument("--caller", required=True, choices=CALLERS)
+    service.add_argument("--caller", required=True, choices=SERVICE_IDENTITIES)
     service.add_argument("--audience", required=True, choices=AUDIENCES)
     user = kinds.add_parser("user", help="a user token")
     user.add_argument("--user-id", type=int, required=True)
     user.add_argument("--role", required=True, choices=("admin", "customer"))
     user.add_argument("--customer-id", type=int)
     args = parser.parse_args(argv)
+    if not 1 <= args.ttl <= MAX_USER_TOKEN_TTL_SECONDS:
+        parser.error(f"--ttl must be 1 to {MAX_USER_TOKEN_TTL_SECONDS} seconds")
 
-    if args.kind == "service":
-        ring = ring_from("SERVICE_JWT_KEYS", args.env_file)
-        token = mint_service_token(ring, caller=args.caller, audience=args.audience, ttl_seconds=args.ttl)
-    else:
-        if args.role == "customer" and args.customer_id is None:
-            parser.error("--customer-id is required for role customer")
-        ring = ring_from("USER_JWT_KEYS", args.env_file)
-        token = mint_user_token(
-            ring, user_id=args.user_id, role=args.role, customer_id=args.customer_id, ttl_seconds=args.ttl
-        )
+    if args.kind == "user" and args.role == "customer" and args.customer_id is None:
+        parser.error("--customer-id is required for role customer")
+    try:
+        if args.kind == "service":
+            name = private_keys_variable(args.caller)
+            keys = ServiceSigningKeys.parse(setting(name, args.env_file), name=name)
+            token = mint_service_token(keys, caller=args.caller, audience=args.audience, ttl_seconds=args.ttl)
+        else:
+            ring = KeyRing.parse(setting("USER_JWT_KEYS", args.env_file), name="USER_JWT_KEYS")
+            token = mint_user_token(
+                ring, user_id=args.user_id, role=args.role, customer_id=args.customer_id, ttl_seconds=args.ttl
+            )
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(token)
     return 0
 

@@ -48,10 +48,29 @@ LAMBDA_SERVICE_NAMES = {"bff": "orchestrator", "payments": "payments", "sweeper"
 # Variables that must not leak from the developer's shell into local processes: real AWS
 # credentials or endpoints, and database URLs meant for something else.
 _NOT_INHERITED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "DATABASE_URL")
+# Process name → its service identity (docs/auth.md): each gets its own private keys, and no other's.
+SERVICE_IDENTITY = {
+    "customers-service": "customers-service",
+    "orders-service": "orders-service",
+    "bff": "orchestrator",
+    "payments": "payments",
+    "sweeper": "sweeper",
+}
+PUBLIC_KEYS = "SERVICE_JWT_PUBLIC_KEYS"
+# Who signs or verifies user tokens (the rest never see the ring).
+USER_RING_HOLDERS = ("customers-service", "orders-service", "bff")
+
+
+def private_keys_variable(caller: str) -> str:
+    """Where .env keeps a caller's private keys (as servicekit.auth.private_keys_variable says)."""
+    return caller.upper().replace("-", "_") + "_JWT_PRIVATE_KEYS"
+
+
 # `make run` refuses to start without these (`make env` generates them).
 REQUIRED_SECRETS = (
     "USER_JWT_KEYS",
-    "SERVICE_JWT_KEYS",
+    *(private_keys_variable(caller) for caller in SERVICE_IDENTITY.values()),
+    PUBLIC_KEYS,
     "DEMO_ADMIN_PASSWORD",
     "DEMO_USER_PASSWORD",
     "PAYMENT_GATEWAY_API_KEY",
@@ -431,7 +450,9 @@ class Stack:
         env = {
             k: v
             for k, v in self.config.env.items()
-            if not k.endswith("DATABASE_URL") and k not in _NOT_INHERITED and v is not None
+            if not k.endswith(("DATABASE_URL", "JWT_PRIVATE_KEYS", "JWT_KEYS", PUBLIC_KEYS))
+            and k not in _NOT_INHERITED
+            and v is not None
         }
         env.setdefault("APP_ENV", "development")
         env.setdefault("AWS_REGION", "us-east-1")
@@ -448,6 +469,7 @@ class Stack:
         env["CUSTOMERS_API_URL"] = urls["customers"]
         env["ORDERS_API_URL"] = urls["orders"]
         env["SERVICE_NAME"] = name
+        env.update(self._keys_of(name))
         if name in WEB_SERVICES:
             customers = name == "customers-service"
             env["DATABASE_URL"] = self.config.customers_database_url if customers else self.config.orders_database_url
@@ -468,6 +490,19 @@ class Stack:
             env["GATEWAY_PORT"] = str(self.config.gateway_port)
             env["GATEWAY_LEDGER_PATH"] = str(self.config.ledger_path)
         return env
+
+    def _keys_of(self, name: str) -> dict[str, str]:
+        """A process's own identity's private keys (as SERVICE_JWT_PRIVATE_KEYS), the public keys
+        for the services that verify service tokens, the user ring for those that need it."""
+        env = self.config.env
+        keys: dict[str, str] = {}
+        if name in SERVICE_IDENTITY:
+            keys["SERVICE_JWT_PRIVATE_KEYS"] = env.get(private_keys_variable(SERVICE_IDENTITY[name])) or ""
+        if name in WEB_SERVICES:
+            keys[PUBLIC_KEYS] = env.get(PUBLIC_KEYS) or ""
+        if name in USER_RING_HOLDERS:
+            keys["USER_JWT_KEYS"] = env.get("USER_JWT_KEYS") or ""
+        return {k: v for k, v in keys.items() if v}
 
     def _process(
         self,

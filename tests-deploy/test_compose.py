@@ -57,7 +57,12 @@ SECRET_USERS = {
     "DEMO_ADMIN_PASSWORD": {"customers-seed"},
     "DEMO_USER_PASSWORD": {"customers-seed"},
     "USER_JWT_KEYS": {"customers-service", "orders-service", "bff"},
-    "SERVICE_JWT_KEYS": {"customers-service", "orders-service", "bff", "payments", "sweeper"},
+    # One service identity per container, its private keys its own (docs/auth.md).
+    "CUSTOMERS_SERVICE_JWT_PRIVATE_KEYS": {"customers-service"},
+    "ORDERS_SERVICE_JWT_PRIVATE_KEYS": {"orders-service"},
+    "ORCHESTRATOR_JWT_PRIVATE_KEYS": {"bff"},
+    "PAYMENTS_JWT_PRIVATE_KEYS": {"payments"},
+    "SWEEPER_JWT_PRIVATE_KEYS": {"sweeper"},
     "PAYMENT_GATEWAY_API_KEY": {"payment-gateway", "payments"},
 }
 
@@ -532,7 +537,9 @@ def test_orchestrator_runners_are_configured_for_the_compose_network(compose, pr
 @pytest.mark.parametrize(
     ("service", "change", "expected"),
     [
-        ("customers-service", {"SERVICE_JWT_KEYS": None}, "SERVICE_JWT_KEYS"),
+        ("customers-service", {"SERVICE_JWT_PRIVATE_KEYS": None}, "SERVICE_JWT_PRIVATE_KEYS"),
+        ("orders-service", {"SERVICE_JWT_PUBLIC_KEYS": None}, "SERVICE_JWT_PUBLIC_KEYS"),
+        ("bff", {"SERVICE_JWT_PRIVATE_KEYS": None}, "SERVICE_JWT_PRIVATE_KEYS"),
         ("orders-service", {"DB_HOST": None}, "DATABASE_URL"),
         ("orders-service", {"USER_JWT_KEYS": "k1:too-short"}, "USER_JWT_KEYS"),
         ("customers-seed", {"APP_ENV": "production"}, "exited with 2"),

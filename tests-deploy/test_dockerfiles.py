@@ -30,6 +30,8 @@ from deploycheck import (
     tool,
 )
 
+from servicekit.testing import ServiceKeySet
+
 IDS = [spec.component_dir for spec in IMAGES]
 
 
@@ -155,6 +157,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+SERVICE_KEYS = ServiceKeySet.generate()
+IDENTITY_OF = {"customers-service": "customers-service", "orders-service": "orders-service"}
+
+
 def ring(kid: str) -> str:
     return f"{kid}:{secrets.token_urlsafe(32)}"
 
@@ -186,7 +192,8 @@ def test_image_layout_migrates_serves_and_passes_its_healthcheck(spec: ImageSpec
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "USER_JWT_KEYS": ring("u1"),
-        "SERVICE_JWT_KEYS": ring("s1"),
+        # The image's own service identity (the gateway simulator has none; it ignores these).
+        **SERVICE_KEYS.env_for(IDENTITY_OF.get(spec.component_dir, "orchestrator")),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",

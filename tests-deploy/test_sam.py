@@ -154,8 +154,18 @@ def gateway_wiring_problems(template: dict) -> list[str]:
 def test_the_payments_function_reaches_the_gateway_over_https_with_its_own_secret():
     assert gateway_wiring_problems(load_template()) == []
     template = load_template()
-    assert secret_readers(template)["ServiceJwtKeysSecretArn"] == set(functions(template))
-    assert secret_readers(template)["UserJwtKeysSecretArn"] == {"OrchestratorFunction"}
+    readers = secret_readers(template)
+    assert readers["UserJwtKeysSecretArn"] == {"OrchestratorFunction"}
+    # One service identity per function: each reads its own private key, and no other's.
+    for parameter, function in (
+        ("OrchestratorJwtKeySecretArn", "OrchestratorFunction"),
+        ("PaymentsJwtKeySecretArn", "PaymentsFunction"),
+        ("SweeperJwtKeySecretArn", "SweeperFunction"),
+    ):
+        assert readers[parameter] == {function}
+        assert functions(template)[function]["Environment"]["Variables"]["SERVICE_JWT_PRIVATE_KEYS_SECRET_ID"] == {
+            "Ref": parameter
+        }
 
 
 def test_gateway_wiring_check_catches_mistakes():

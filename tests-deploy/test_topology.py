@@ -8,6 +8,7 @@ cfn-lint (test_sam.py) checks that the template is valid; these check that it is
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import pytest
@@ -372,11 +373,16 @@ def test_the_load_balancer_routes_by_host_and_checks_ready(template):
 # --- secrets ----------------------------------------------------------------------------------------
 
 SECRETISH = re.compile(r"PASSWORD|SECRET|JWT_KEYS|API_KEY|TOKEN|PRIVATE_KEY", re.I)
+# Parameters whose names sound secret but are not: public keys, and a version id of a secret.
+NOT_SECRET_PARAMETERS = {"ServiceJwtPublicKeys", "OriginVerifySecretVersion"}
 
 
 def secret_problems(template: dict) -> list[str]:
     problems = []
+    stack_secrets = set(resources(template, "AWS::SecretsManager::Secret"))
     for name, spec in template["Parameters"].items():
+        if name in NOT_SECRET_PARAMETERS:
+            continue
         if re.search(r"password|secret|token|key(?!s?Secret)", name, re.I) and not (
             name.endswith("SecretArn") and spec.get("AllowedPattern", "").startswith("^arn:")
         ):
@@ -392,8 +398,9 @@ def secret_problems(template: dict) -> list[str]:
     for where, variable, value in envs:
         if SECRETISH.search(variable) and not variable.endswith("_SECRET_ID"):
             problems.append(f"{where}: {variable} as a plain environment value")
-        if variable.endswith("_SECRET_ID") and not str(ref(value) or "").endswith("SecretArn"):
-            problems.append(f"{where}: {variable} must name a secret by its ARN parameter")
+        named = str(ref(value) or "")
+        if variable.endswith("_SECRET_ID") and not (named.endswith("SecretArn") or named in stack_secrets):
+            problems.append(f"{where}: {variable} must name a secret by its ARN parameter or a secret of the stack")
     # ECS: secrets only through Secrets (valueFrom), and each execution role reads exactly them.
     roles = resources(template, "AWS::IAM::Role")
     for name, props in resources(template, "AWS::ECS::TaskDefinition").items():
@@ -433,7 +440,7 @@ def test_secret_check_catches_mistakes(template, breakage):
         broken["Parameters"]["DatabasePassword"] = {"Type": "String", "NoEcho": True}
     elif breakage == "plain env":
         container(broken, "OrdersServiceTaskDefinition", "orders-service")["Environment"].append(
-            {"Name": "SERVICE_JWT_KEYS", "Value": "k1:not-so-secret"}
+            {"Name": "SERVICE_JWT_PRIVATE_KEYS", "Value": "k1:not-so-secret"}
         )
     elif breakage == "role reads more":
         role = broken["Resources"]["CustomersServiceExecutionRole"]["Properties"]
@@ -475,6 +482,88 @@ def test_each_service_runs_as_its_dml_user_and_migrates_as_its_ddl_user(template
             assert {e["Name"]: e["Value"] for e in migrate["Environment"]}[key] == hosts[key]
 
 
+# --- service identities: one private key per caller, read by that caller alone ---------------------
+
+# Component → (the parameter holding its private keys, does it verify service tokens?).
+IDENTITIES = {
+    "OrchestratorFunction": ("OrchestratorJwtKeySecretArn", False),
+    "PaymentsFunction": ("PaymentsJwtKeySecretArn", False),
+    "SweeperFunction": ("SweeperJwtKeySecretArn", False),
+    "CustomersServiceTaskDefinition": ("CustomersServiceJwtKeySecretArn", True),
+    "OrdersServiceTaskDefinition": ("OrdersServiceJwtKeySecretArn", True),
+}
+
+
+def identity_problems(template: dict) -> list[str]:
+    """Each caller gets its own private key (a secret no other component may read) and the
+    verifiers every caller's public keys; no key is shared, none comes from Globals."""
+    problems = []
+    key_parameters = {parameter for parameter, _ in IDENTITIES.values()}
+    if "SERVICE_JWT" in str(template["Globals"]):
+        problems.append("Globals: service keys are per function, never global")
+    if "ServiceJwtKeysSecretArn" in template["Parameters"] or "SERVICE_JWT_KEYS" in str(template["Resources"]):
+        problems.append("a shared service-token secret (SERVICE_JWT_KEYS) is still wired")
+    readers: dict[str, set[str]] = {parameter: set() for parameter in key_parameters}
+    for name, props in resources(template, "AWS::Serverless::Function").items():
+        env = (props.get("Environment") or {}).get("Variables", {})
+        for policy in props.get("Policies") or []:
+            secret = ref((policy.get("AWSSecretsManagerGetSecretValuePolicy") or {}).get("SecretArn"))
+            if secret in readers:
+                readers[secret].add(name)
+        own = IDENTITIES.get(name, (None, False))[0]
+        if ref(env.get("SERVICE_JWT_PRIVATE_KEYS_SECRET_ID")) != own:
+            problems.append(f"{name}: SERVICE_JWT_PRIVATE_KEYS_SECRET_ID is not its own {own}")
+    roles = resources(template, "AWS::IAM::Role")
+    for name, props in resources(template, "AWS::ECS::TaskDefinition").items():
+        role = getatt(props["ExecutionRoleArn"])[0]
+        for policy in roles[role].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                for resource in statement.get("Resource", []):
+                    if ref(resource) in readers:
+                        readers[ref(resource)].add(name)
+        if name not in IDENTITIES:
+            continue
+        own, verifies = IDENTITIES[name]
+        for container in props["ContainerDefinitions"]:
+            secrets = {s["Name"]: ref(s["ValueFrom"]) for s in container.get("Secrets", [])}
+            env = {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+            if secrets.get("SERVICE_JWT_PRIVATE_KEYS") != own:
+                problems.append(f"{name}: SERVICE_JWT_PRIVATE_KEYS is not its own {own}")
+            if verifies and ref(env.get("SERVICE_JWT_PUBLIC_KEYS")) != "ServiceJwtPublicKeys":
+                problems.append(f"{name}: no SERVICE_JWT_PUBLIC_KEYS to verify its callers with")
+    for parameter, holders in readers.items():
+        expected = {name for name, (own, _) in IDENTITIES.items() if own == parameter}
+        if holders != expected:
+            problems.append(f"{parameter} is readable by {sorted(holders)}, expected {sorted(expected)}")
+    return problems
+
+
+def test_each_caller_holds_its_own_private_key_and_verifiers_hold_public_keys(template):
+    assert identity_problems(template) == []
+
+
+@pytest.mark.parametrize("breakage", ["shared key", "another's key", "global key", "no public keys"])
+def test_identity_check_catches_mistakes(template, breakage):
+    broken = copy.deepcopy(template)
+    res = broken["Resources"]
+    if breakage == "shared key":  # the sweeper may read the BFF's key too
+        res["SweeperFunction"]["Properties"]["Policies"].append(
+            {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "OrchestratorJwtKeySecretArn"}}}
+        )
+    elif breakage == "another's key":
+        container(broken, "OrdersServiceTaskDefinition", "orders-service")["Secrets"][-1]["ValueFrom"] = {
+            "Ref": "CustomersServiceJwtKeySecretArn"
+        }
+    elif breakage == "global key":
+        broken["Globals"]["Function"]["Environment"]["Variables"]["SERVICE_JWT_PRIVATE_KEYS_SECRET_ID"] = {
+            "Ref": "PaymentsJwtKeySecretArn"
+        }
+    else:
+        definition = container(broken, "CustomersServiceTaskDefinition", "customers-service")
+        definition["Environment"] = [e for e in definition["Environment"] if e["Name"] != "SERVICE_JWT_PUBLIC_KEYS"]
+    assert identity_problems(broken)
+
+
 # --- the public edge: WAF and per-route throttles ---------------------------------------------------
 
 
@@ -501,6 +590,7 @@ def edge_problems(template: dict) -> list[str]:
             problems.append(f"{name}: origins {origins}, expected the HTTP API")
     if not distributions:
         problems.append("no CloudFront distribution in front of the HTTP API")
+    problems += origin_problems(template)
     api = resources(template, "AWS::Serverless::HttpApi")["HttpApi"]
     default = api.get("DefaultRouteSettings", {})
     login = (api.get("RouteSettings") or {}).get("POST /auth/login")
@@ -521,15 +611,64 @@ def edge_problems(template: dict) -> list[str]:
     return problems
 
 
+def origin_problems(template: dict) -> list[str]:
+    """WAF cannot be bypassed: CloudFront adds the origin secret (from Secrets Manager, generated
+    by the stack) to every request, and the BFF, which refuses requests without it, reads that same
+    secret; CloudFront writes the viewer's address for the login throttle on every request."""
+    problems = []
+    stack_secrets = resources(template, "AWS::SecretsManager::Secret")
+    bff = template["Resources"]["OrchestratorFunction"]["Properties"]
+    secret = ref(bff["Environment"]["Variables"].get("ORIGIN_VERIFY_SECRET_ID"))
+    if secret not in stack_secrets:
+        problems.append("OrchestratorFunction: no ORIGIN_VERIFY_SECRET_ID naming a secret of the stack")
+    elif not any(
+        ref((p.get("AWSSecretsManagerGetSecretValuePolicy") or {}).get("SecretArn")) == secret
+        for p in bff.get("Policies") or []
+    ):
+        problems.append("OrchestratorFunction: may not read the origin secret")
+    functions = resources(template, "AWS::CloudFront::Function")
+    for name, props in resources(template, "AWS::CloudFront::Distribution").items():
+        config = props["DistributionConfig"]
+        for origin in config["Origins"]:
+            headers = {h["HeaderName"].lower(): h["HeaderValue"] for h in origin.get("OriginCustomHeaders", [])}
+            value = json.dumps(headers.get("x-origin-verify"))
+            if not secret or f"{{{{resolve:secretsmanager:${{{secret}}}:SecretString:current" not in value:
+                problems.append(f"{name}: origin {origin['Id']} does not send X-Origin-Verify from {secret}")
+        associations = config["DefaultCacheBehavior"].get("FunctionAssociations", [])
+        viewer = [getatt(a["FunctionARN"])[0] for a in associations if a.get("EventType") == "viewer-request"]
+        code = functions.get(viewer[0], {}).get("FunctionCode", "") if viewer else ""
+        if "x-viewer-address" not in code or "event.viewer.ip" not in code:
+            problems.append(f"{name}: no viewer-request function writing x-viewer-address from event.viewer.ip")
+    return problems
+
+
 def test_waf_and_throttles_guard_login(template):
     assert edge_problems(template) == []
 
 
-@pytest.mark.parametrize("breakage", ["no waf rule", "no route throttle", "looser login", "no route"])
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        "no waf rule",
+        "no route throttle",
+        "looser login",
+        "no route",
+        "no origin header",
+        "bff without the origin secret",
+        "no viewer address",
+    ],
+)
 def test_edge_check_catches_mistakes(template, breakage):
     broken = copy.deepcopy(template)
     res = broken["Resources"]
-    if breakage == "no waf rule":
+    distribution = res["EdgeDistribution"]["Properties"]["DistributionConfig"]
+    if breakage == "no origin header":
+        distribution["Origins"][0].pop("OriginCustomHeaders")
+    elif breakage == "bff without the origin secret":
+        res["OrchestratorFunction"]["Properties"]["Environment"]["Variables"].pop("ORIGIN_VERIFY_SECRET_ID")
+    elif breakage == "no viewer address":
+        distribution["DefaultCacheBehavior"].pop("FunctionAssociations")
+    elif breakage == "no waf rule":
         res["EdgeWebAcl"]["Properties"]["Rules"] = res["EdgeWebAcl"]["Properties"]["Rules"][1:]
     elif breakage == "no route throttle":
         res["HttpApi"]["Properties"].pop("RouteSettings")

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import requests
 
 from gateway_simulator.testing import GatewayControl, new_api_key
-from servicekit.testing import ThrowawayDatabase, free_port, random_key_ring_value
+from servicekit.testing import ServiceKeySet, ThrowawayDatabase, free_port, random_key_ring_value
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -106,7 +106,8 @@ def running_stack(
         "APP_ENV": "development",
         "LOG_LEVEL": "INFO",
         "USER_JWT_KEYS": random_key_ring_value("u1"),
-        "SERVICE_JWT_KEYS": random_key_ring_value("s1"),
+        # One key pair per service identity; scripts/stack.py gives each process its own.
+        **ServiceKeySet.generate().dotenv(),
         "DEMO_ADMIN_PASSWORD": secrets.token_urlsafe(12),
         "DEMO_USER_PASSWORD": secrets.token_urlsafe(12),
         "PAYMENT_SIMULATION_MODE": "always_succeed",

@@ -19,7 +19,7 @@ import requests
 from e2e_support import ROOT, Bff, wait_for
 
 from gateway_simulator.testing import GatewayControl, new_api_key
-from servicekit.testing import free_port, random_key_ring_value
+from servicekit.testing import ServiceKeySet, free_port, random_key_ring_value
 
 BANNER = "B2B order platform is up"
 
@@ -69,7 +69,7 @@ def make_run(tmp_path):
         "CUSTOMERS_DATABASE_URL": "",
         "ORDERS_DATABASE_URL": "",
         "USER_JWT_KEYS": random_key_ring_value("u1"),
-        "SERVICE_JWT_KEYS": random_key_ring_value("s1"),
+        **ServiceKeySet.generate().dotenv(),
         "DEMO_ADMIN_PASSWORD": secrets.token_urlsafe(12),
         "DEMO_USER_PASSWORD": secrets.token_urlsafe(12),
         "PAYMENT_GATEWAY_API_KEY": new_api_key(),

@@ -29,17 +29,17 @@ from e2e_support import ROOT
 from stack import StackConfig
 
 from gateway_simulator.testing import new_api_key
-from servicekit.testing import free_port, random_key_ring_value
+from servicekit.testing import ServiceKeySet, free_port, random_key_ring_value
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; ties children on Linux")
 
 STOP_WITHIN_SECONDS = 10.0
 BANNER_LINE = "Try it (bash):"
-# The secrets the runner refuses to start without: a new one is one more line here. Ports need
-# nothing: every variable of StackConfig.ports gets a free port.
+# The secrets the runner refuses to start without: a new one is one more line here (the service
+# identities' keys come from ServiceKeySet, as `make env` makes them). Ports need nothing: every
+# variable of StackConfig.ports gets a free port.
 SECRETS: dict[str, Callable[[], str]] = {
     "USER_JWT_KEYS": lambda: random_key_ring_value("u1"),
-    "SERVICE_JWT_KEYS": lambda: random_key_ring_value("s1"),
     "DEMO_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
     "DEMO_USER_PASSWORD": lambda: secrets.token_urlsafe(12),
     "PAYMENT_GATEWAY_API_KEY": new_api_key,
@@ -52,6 +52,7 @@ def runner_env(var_dir: Path) -> dict[str, str]:
         **os.environ,
         **{name: str(free_port()) for name in port_names},
         **{name: make() for name, make in SECRETS.items()},
+        **ServiceKeySet.generate().dotenv(),
         "STACK_VAR_DIR": str(var_dir),
         # Not from a developer's .env: SQLite, the default of `make run`.
         "CUSTOMERS_DATABASE_URL": "",

@@ -11,17 +11,19 @@ from servicekit.logging import configure_logging
 from servicekit.web import create_service_app
 
 from . import SERVICE_NAME
-from .api import customers, internal, users
+from .api import customers as customers_api
+from .api import internal, users
 from .api.common import CONTEXT_KEY
 from .config import (
+    CALLERS,
     ORDERS_NOTIFY_BACKOFF_SECONDS,
     ORDERS_NOTIFY_CONNECT_TIMEOUT_SECONDS,
     ORDERS_NOTIFY_RETRIES,
     ORDERS_NOTIFY_TIMEOUT_SECONDS,
     ORDERS_SERVICE_NAME,
-    TRUSTED_CALLERS,
     Settings,
 )
+from .services import customers
 from .services.context import ServiceContext
 
 
@@ -33,12 +35,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         pool_size=settings.db_pool_size,
         pool_timeout_seconds=settings.db_pool_timeout_seconds,
         connect_timeout_seconds=settings.db_connect_timeout_seconds,
+        lock_wait_timeout_seconds=settings.db_lock_wait_timeout_seconds,
     )
+    session_factory = make_session_factory(engine)
     verifier = TokenVerifier(
         service_name=SERVICE_NAME,
         user_ring=settings.user_jwt_keys,
-        service_ring=settings.service_jwt_keys,
-        trusted_callers=TRUSTED_CALLERS,
+        service_keys=settings.service_jwt_public_keys,
+        callers=CALLERS,
+        # A deleted customer's user tokens are refused from the moment of the delete (docs/auth.md).
+        customer_gone=lambda customer_id: customers.customer_gone(session_factory, customer_id),
     )
     app, api = create_service_app(
         SERVICE_NAME,
@@ -52,17 +58,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     orders = ServiceClient(
         settings.orders_api_url,
         audience=ORDERS_SERVICE_NAME,
-        minter=ServiceTokenMinter(settings.service_jwt_keys, SERVICE_NAME),  # reused until a minute before expiry
+        # Its own identity; each token reused until a minute before it expires.
+        minter=ServiceTokenMinter(settings.service_jwt_private_keys, SERVICE_NAME),
         connect_timeout=ORDERS_NOTIFY_CONNECT_TIMEOUT_SECONDS,
         read_timeout=ORDERS_NOTIFY_TIMEOUT_SECONDS,
         retries=ORDERS_NOTIFY_RETRIES,
         backoff_seconds=ORDERS_NOTIFY_BACKOFF_SECONDS,
         pool_size=4,
     )
-    app.extensions[CONTEXT_KEY] = ServiceContext(
-        settings=settings, session_factory=make_session_factory(engine), orders=orders
-    )
+    app.extensions[CONTEXT_KEY] = ServiceContext(settings=settings, session_factory=session_factory, orders=orders)
     app.extensions["customers_service.engine"] = engine
-    for blueprint in (customers.blp, users.blp, internal.blp):
+    for blueprint in (customers_api.blp, users.blp, internal.blp):
         api.register_blueprint(blueprint)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit.dbtypes import BigId as Id
@@ -52,3 +52,19 @@ class User(Base):
     )
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class LoginThrottle(Base):
+    """Failed logins of one username (`u:<username>`) or one client address (`a:<address>`),
+    shared by every worker (services/throttle.py). A row past its window is as good as none."""
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (
+        Index("ix_login_throttles_last_failure_at", "last_failure_at"),
+        {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"},
+    )
+
+    throttle_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_failure_at: Mapped[datetime] = mapped_column(Timestamp)
+    blocked_until: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .models import Customer, User
+from .models import Customer, LoginThrottle, User
 
 
 def get_live_customer(session: Session, customer_id: int, *, for_update: bool = False) -> Customer | None:
@@ -46,3 +51,55 @@ def get_user_by_username(session: Session, username: str) -> User | None:
 
 def username_taken(session: Session, username: str) -> bool:
     return session.scalars(select(User.id).where(User.username == username).limit(1)).first() is not None
+
+
+def get_user_for_update(session: Session, user_id: int) -> User | None:
+    return session.scalars(select(User).where(User.id == user_id).with_for_update()).one_or_none()
+
+
+# --- login throttles ----------------------------------------------------------------------------
+
+
+def lock_login_throttles(session: Session, keys: Sequence[str], now: datetime) -> list[LoginThrottle]:
+    """The throttle rows of `keys`, created if missing, locked until the end of the transaction.
+
+    Always in key order (inserts, then one SELECT ... FOR UPDATE), so two logins never wait for
+    each other in a cycle."""
+    keys = sorted(set(keys))
+    table = LoginThrottle.__table__
+    for key in keys:
+        values = {"throttle_key": key, "failures": 0, "last_failure_at": now}
+        if session.get_bind().dialect.name == "sqlite":
+            stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=["throttle_key"])
+        else:
+            stmt = mysql_insert(table).values(**values)
+            stmt = stmt.on_duplicate_key_update(throttle_key=stmt.inserted.throttle_key)  # a no-op: keep the row
+        session.execute(stmt)
+    query = (
+        select(LoginThrottle)
+        .where(LoginThrottle.throttle_key.in_(keys))
+        .order_by(LoginThrottle.throttle_key)
+        .with_for_update()
+    )
+    return list(session.scalars(query))
+
+
+def delete_login_throttle(session: Session, key: str) -> None:
+    session.execute(delete(LoginThrottle).where(LoginThrottle.throttle_key == key))
+
+
+def _stale(before: datetime, now: datetime):
+    return and_(
+        LoginThrottle.last_failure_at < before,
+        or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until <= now),
+    )
+
+
+def delete_stale_login_throttles(session: Session, *, before: datetime, now: datetime, limit: int) -> int:
+    """Delete up to `limit` rows whose window has passed and that block nothing (two statements:
+    neither MySQL nor SQLite takes a LIMIT in a DELETE's subquery)."""
+    query = select(LoginThrottle.throttle_key).where(_stale(before, now)).order_by(LoginThrottle.last_failure_at)
+    keys = list(session.scalars(query.limit(limit)))
+    if keys:
+        session.execute(delete(LoginThrottle).where(LoginThrottle.throttle_key.in_(keys), _stale(before, now)))
+    return len(keys)

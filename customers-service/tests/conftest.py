@@ -10,7 +10,7 @@ from customers_service.app import create_app
 from customers_service.cli import migrate
 from customers_service.config import Settings
 from servicekit.auth import KeyRing
-from servicekit.testing import ThrowawayDatabase, TokenFactory, random_key_ring_value
+from servicekit.testing import ServiceKeySet, ThrowawayDatabase, TokenFactory, random_key_ring_value
 
 
 @pytest.fixture(scope="session")
@@ -22,14 +22,21 @@ def database():
 
 
 @pytest.fixture(scope="session")
-def key_ring_values():
-    return {"USER_JWT_KEYS": random_key_ring_value("u1"), "SERVICE_JWT_KEYS": random_key_ring_value("s1")}
+def service_keys():
+    """A key pair per service identity, as `make env` makes them."""
+    return ServiceKeySet.generate()
 
 
 @pytest.fixture(scope="session")
-def orders(key_ring_values):
+def key_ring_values(service_keys):
+    """What customers-service gets: the user ring, its own private key, everyone's public keys."""
+    return {"USER_JWT_KEYS": random_key_ring_value("u1"), **service_keys.env_for("customers-service")}
+
+
+@pytest.fixture(scope="session")
+def orders(service_keys):
     """orders-service as customers-service sees it: a stub that records deletion reports."""
-    stub = OrdersStub(KeyRing.parse(key_ring_values["SERVICE_JWT_KEYS"]))
+    stub = OrdersStub(service_keys.public_keys())
     yield stub
     stub.stop()
 
@@ -41,13 +48,14 @@ def fresh_orders(orders):
 
 
 @pytest.fixture(scope="session")
-def settings(database, key_ring_values, orders):
+def settings(database, key_ring_values, service_keys, orders):
     return Settings(
         app_env="test",
         database_url=database.url,
         db_pool_size=5,
         user_jwt_keys=KeyRing.parse(key_ring_values["USER_JWT_KEYS"]),
-        service_jwt_keys=KeyRing.parse(key_ring_values["SERVICE_JWT_KEYS"]),
+        service_jwt_private_keys=service_keys.signing("customers-service"),
+        service_jwt_public_keys=service_keys.public_keys(),
         user_token_ttl_seconds=900,
         log_level="INFO",
         orders_api_url=orders.base_url,
@@ -71,6 +79,7 @@ def empty_tables(db_engine):
     with db_engine.begin() as conn:
         conn.execute(text("DELETE FROM users"))
         conn.execute(text("DELETE FROM customers"))
+        conn.execute(text("DELETE FROM login_throttles"))
 
 
 @pytest.fixture
@@ -79,8 +88,8 @@ def client(app):
 
 
 @pytest.fixture(scope="session")
-def tokens(settings):
-    return TokenFactory(user_ring=settings.user_jwt_keys, service_ring=settings.service_jwt_keys)
+def tokens(settings, service_keys):
+    return TokenFactory(user_ring=settings.user_jwt_keys, service_keys=service_keys)
 
 
 def bearer(token: str | None) -> dict[str, str]:

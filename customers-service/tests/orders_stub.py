@@ -15,18 +15,18 @@ import orjson
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from servicekit.auth import InvalidToken, KeyRing, TokenVerifier, bearer_token
+from servicekit.auth import InvalidToken, ServicePublicKeys, TokenVerifier, bearer_token
 
 _DELETED_PATH = re.compile(r"/internal/customers/(\d{1,19})/deleted")
 
 
 class OrdersStub:
-    def __init__(self, service_ring: KeyRing) -> None:
+    def __init__(self, public_keys: ServicePublicKeys) -> None:
         self.verifier = TokenVerifier(
             service_name="orders-service",
             user_ring=None,
-            service_ring=service_ring,
-            route_callers=("customers-service",),
+            service_keys=public_keys,
+            callers=("customers-service",),
         )
         self.attempts: list[dict] = []  # every request: customer_id, status, token, request_id
         self.tombstones: set[int] = set()

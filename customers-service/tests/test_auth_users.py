@@ -117,8 +117,9 @@ def test_every_protected_route_rejects_bad_tokens(client, tokens, method, path, 
 
 
 @pytest.mark.parametrize(("method", "path", "body"), [r for r in PROTECTED if r[1] != "/customers/1" or r[0] != "get"])
-def test_customer_users_cannot_use_admin_or_internal_routes(client, tokens, method, path, body):
-    response = getattr(client, method)(path, json=body, headers=bearer(tokens.customer(1)))
+def test_customer_users_cannot_use_admin_or_internal_routes(client, tokens, make_customer, method, path, body):
+    customer = make_customer()
+    response = getattr(client, method)(path, json=body, headers=bearer(tokens.customer(customer["id"])))
     assert_problem(response, 403, "forbidden")
 
 

@@ -14,8 +14,9 @@ ORDERS_SERVICE = "orders-service"
 
 
 def service_minter(settings: Settings, caller: str, fetch: Callable[[str], str] | None = None) -> ServiceTokenMinter:
-    """Our outgoing service tokens (`iss`=`sub`=caller), each reused until close to expiry."""
-    return ServiceTokenMinter(settings.service_jwt_keys.key_ring(fetch), caller)
+    """Our outgoing service tokens (`iss`=`sub`=caller), signed with this function's own private
+    key (SERVICE_JWT_PRIVATE_KEYS), each reused until close to expiry."""
+    return ServiceTokenMinter(settings.service_jwt_private_keys.signing_keys(fetch), caller)
 
 
 def service_client(

@@ -1,9 +1,9 @@
 """Every setting of the three Lambdas and their local runtime, read from the environment here only.
 
-Secrets (the JWT key rings, the payment gateway's API key) are resolved lazily, by the function
-that needs them: the payments Lambda never needs the user ring, so it must not fail for lack of
-it. In AWS a secret comes from Secrets Manager or SSM (`*_SECRET_ID`); locally the plain variable
-wins.
+Secrets (the user-token ring, each function's own service identity key, the payment gateway's
+API key, the CloudFront origin secret) are resolved lazily, by the function that needs them: the
+payments Lambda never needs the user ring, so it must not fail for lack of it. In AWS a secret
+comes from Secrets Manager or SSM (`*_SECRET_ID`); locally the plain variable wins.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from servicekit.auth import KeyRing
+import orjson
+
+from servicekit.auth import KeyRing, ServiceSigningKeys
 from servicekit.config import ConfigError, env_float, env_int, env_str
 
 METRICS_NAMESPACE = "B2BPlatform"
@@ -35,6 +37,30 @@ class SecretSource:
 
     def key_ring(self, fetch: Callable[[str], str] | None = None) -> KeyRing:
         return KeyRing.parse(self.resolve(fetch), name=self.name)
+
+    def signing_keys(self, fetch: Callable[[str], str] | None = None) -> ServiceSigningKeys:
+        return ServiceSigningKeys.parse(self.resolve(fetch), name=self.name)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.value or self.secret_id)
+
+    def origin_values(self, fetch: Callable[[str], str] | None = None) -> frozenset[str]:
+        """The origin secret's accepted values: a plain value, or Secrets Manager's JSON
+        `{"current": ..., "previous": ...}` (both accepted while CloudFront moves to the new one)."""
+        raw = self.resolve(fetch)
+        if raw.startswith("{"):
+            try:
+                document = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise ConfigError(f"{self.name} is not valid JSON") from exc
+            values = {document.get("current"), document.get("previous")} if isinstance(document, dict) else set()
+        else:
+            values = {raw}
+        values = {v for v in values if isinstance(v, str) and len(v) >= 32}
+        if not values:
+            raise ConfigError(f"{self.name} holds no value of at least 32 characters")
+        return frozenset(values)
 
 
 def fetch_secret(secret_id: str) -> str:
@@ -64,7 +90,10 @@ class Settings:
     payments_dlq_url: str | None
     aws_region: str
     user_jwt_keys: SecretSource
-    service_jwt_keys: SecretSource
+    # This function's own service identity (its private keys): each function has its own.
+    service_jwt_private_keys: SecretSource
+    # The header CloudFront adds to every request it forwards (template.yaml); unset locally.
+    origin_verify_secret: SecretSource
     downstream_connect_timeout_seconds: float
     downstream_timeout_seconds: float
     downstream_retries: int
@@ -117,7 +146,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         payments_dlq_url=_first(("PAYMENTS_DLQ_URL", "SQS_DLQ_URL"), environ),
         aws_region=env_str("AWS_REGION", "us-east-1", environ=environ) or "us-east-1",
         user_jwt_keys=_secret("USER_JWT_KEYS", environ),
-        service_jwt_keys=_secret("SERVICE_JWT_KEYS", environ),
+        service_jwt_private_keys=_secret("SERVICE_JWT_PRIVATE_KEYS", environ),
+        origin_verify_secret=_secret("ORIGIN_VERIFY_SECRET", environ),
         downstream_connect_timeout_seconds=env_float(
             "DOWNSTREAM_CONNECT_TIMEOUT_SECONDS", 1.0, minimum=0.05, maximum=30, environ=environ
         ),

@@ -3,7 +3,8 @@
 The request id lives in servicekit's context var (what `ServiceClient` forwards downstream); a
 logging filter copies it into every line, ours and servicekit's, as `request_id` and as
 powertools' `correlation_id`. servicekit's `log_event(..., fields)` lines are flattened and
-redacted the way servicekit's own JSON formatter does it.
+redacted the way servicekit's own JSON formatter does it; messages, exception texts and
+tracebacks go through servicekit's `redact_text` (no hash, password or token in a log line).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 
 import servicekit.http_client  # noqa: F401  (registers the logger that gets our handler below)
-from servicekit.logging import redact
+from servicekit.logging import format_exception, redact, redact_text
 from servicekit.request_id import current_request_id, get_request_id
 
 from .config import METRICS_NAMESPACE, get_settings
@@ -37,6 +38,14 @@ class RequestContextFilter(logging.Filter):
     """Stamps the current request id on every record, flattens servicekit fields, redacts secrets."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg, record.args = redact_text(record.getMessage()), ()
+        if isinstance(record.exc_info, tuple) and record.exc_info[0] is not None:
+            # Rendered (and redacted) here: powertools would print the exception's own text,
+            # which for a database error quotes the statement and its values.
+            record.__dict__.setdefault("exception", format_exception(record.exc_info))
+            record.__dict__.setdefault("exception_name", record.exc_info[0].__name__)
+            record.exc_info, record.exc_text = None, None
         fields = record.__dict__.pop("fields", None)
         if isinstance(fields, dict):
             for key, value in fields.items():

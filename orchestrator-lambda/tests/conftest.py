@@ -23,7 +23,7 @@ from orchestrator.bff.dependencies import BffDependencies, build_dependencies, u
 from orchestrator.bff.handler import lambda_handler as bff_handler
 from orchestrator.config import Settings, load_settings
 from servicekit.auth import KeyRing
-from servicekit.testing import TokenFactory, free_port, random_key_ring_value
+from servicekit.testing import ServiceKeySet, TokenFactory, free_port, random_key_ring_value
 
 from .stubs import FakeSqs, HttpAnswer, StubService, call_handler
 
@@ -32,13 +32,28 @@ DLQ_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/payments-dlq"
 
 
 @pytest.fixture(scope="session")
-def key_rings() -> dict[str, str]:
-    return {"USER_JWT_KEYS": random_key_ring_value("u1"), "SERVICE_JWT_KEYS": random_key_ring_value("s1")}
+def service_keys() -> ServiceKeySet:
+    """A key pair per service identity, as `make env` makes them."""
+    return ServiceKeySet.generate()
 
 
 @pytest.fixture(scope="session")
-def tokens(key_rings: dict[str, str]) -> TokenFactory:
-    return TokenFactory(KeyRing.parse(key_rings["USER_JWT_KEYS"]), KeyRing.parse(key_rings["SERVICE_JWT_KEYS"]))
+def key_rings(service_keys: ServiceKeySet) -> dict[str, str]:
+    """The BFF's secrets: the user ring and its own identity's private key."""
+    return {
+        "USER_JWT_KEYS": random_key_ring_value("u1"),
+        "SERVICE_JWT_PRIVATE_KEYS": service_keys.private["orchestrator"],
+    }
+
+
+@pytest.fixture(scope="session")
+def tokens(key_rings: dict[str, str], service_keys: ServiceKeySet) -> TokenFactory:
+    return TokenFactory(KeyRing.parse(key_rings["USER_JWT_KEYS"]), service_keys)
+
+
+def as_function(environ: dict[str, str], service_keys: ServiceKeySet, caller: str) -> dict[str, str]:
+    """The environment of another function (payments, sweeper): its own identity's private key."""
+    return {**environ, "SERVICE_JWT_PRIVATE_KEYS": service_keys.private[caller]}
 
 
 @pytest.fixture
@@ -55,6 +70,8 @@ def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
 @pytest.fixture
 def customers() -> Iterator[StubService]:
     stub = StubService()
+    # Every customer exists unless a test says otherwise (the BFF checks a customer user's own).
+    stub.on("GET", r"/internal/customers/(\d+)", lambda _req, m: (200, {"id": int(m[1]), "name": "Acme"}))
     yield stub
     stub.close()
 

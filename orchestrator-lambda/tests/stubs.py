@@ -157,6 +157,7 @@ def call_handler(
     token: str | None = None,
     headers: dict[str, str] | None = None,
     timeout_seconds: float = 29.0,
+    source_ip: str = "127.0.0.1",
 ) -> HttpAnswer:
     """Invoke a Lambda handler with the API Gateway v2 event the local adapter would build
     (the function's timeout is what its context says is left)."""
@@ -164,7 +165,9 @@ def call_handler(
     if token:
         all_headers["Authorization"] = f"Bearer {token}"
     payload = raw_body if raw_body is not None else (orjson.dumps(body) if body is not None else b"")
-    event = build_event(method=method, target=target, headers=list(all_headers.items()), body=payload)
+    event = build_event(
+        method=method, target=target, headers=list(all_headers.items()), body=payload, source_ip=source_ip
+    )
     status, answer_headers, content = http_answer(
         handler(event, LocalLambdaContext("OrchestratorFunction", timeout_seconds=timeout_seconds))
     )

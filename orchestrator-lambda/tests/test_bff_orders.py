@@ -135,30 +135,42 @@ def test_a_retry_with_the_same_key_replays_one_order(bff, tokens, backend, order
     assert stored["status"] == 201 and stored["body"] == first.body
 
 
-@pytest.mark.parametrize("customers_now", ["deleted", "down"])
+@pytest.mark.parametrize(("caller", "customers_now"), [("admin", "deleted"), ("admin", "down"), ("customer", "down")])
 def test_a_replay_answers_the_stored_201_whatever_happened_to_the_customer(
-    bff, tokens, backend, customers, orders, sqs, customers_now
+    bff, tokens, backend, customers, orders, sqs, caller, customers_now
 ):
-    first = place(bff, tokens.customer(1), key="keep")
+    token = tokens.admin() if caller == "admin" else tokens.customer(1)
+    first = place(bff, token, key="keep")
     assert first.status == 201
     if customers_now == "deleted":
         customers.on("GET", r"/internal/customers/(\d+)", (404, problem(404, "not_found", resource="customer")))
     else:  # what a dead upstream looks like through a load balancer
         customers.on("GET", r"/internal/customers/(\d+)", (503, None))
-    again = place(bff, tokens.customer(1), key="keep")
+    again = place(bff, token, key="keep")
     assert again.status == 201 and again.body == first.body
     assert again.header("Idempotent-Replayed") == "true"
     assert len(orders.calls("POST", "/orders")) == 1 and len(sqs.sent) == 1
     # A new key is a new order, and now the customer's state decides.
-    fresh = place(bff, tokens.customer(1), key="new")
+    fresh = place(bff, token, key="new")
     assert fresh.status == (404 if customers_now == "deleted" else 503)
     assert len(backend.orders) == 1
 
 
-def test_a_key_reused_for_another_order_is_a_422(bff, tokens, backend, customers, orders):
-    assert place(bff, tokens.customer(1), key="once").status == 201
+def test_a_deleted_customers_own_token_is_refused_even_for_a_replay(bff, tokens, backend, customers, orders, sqs):
+    """Its customer gone, a customer user's token is refused (401), stored answer or not."""
+    assert place(bff, tokens.customer(1), key="keep").status == 201
     customers.on("GET", r"/internal/customers/(\d+)", (404, problem(404, "not_found", resource="customer")))
-    other = place(bff, tokens.customer(1), key="once", body={"customer_id": 1, "items": [ITEMS[0]]})
+    for key in ("keep", "new"):
+        answer = place(bff, tokens.customer(1), key=key)
+        assert answer.status == 401 and answer.body["code"] == "invalid_token", answer.body
+        assert "deleted" in answer.body["detail"]
+    assert len(orders.calls("POST", "/orders")) == 1 and len(sqs.sent) == 1
+
+
+def test_a_key_reused_for_another_order_is_a_422(bff, tokens, backend, customers, orders):
+    assert place(bff, tokens.admin(), key="once").status == 201
+    customers.on("GET", r"/internal/customers/(\d+)", (404, problem(404, "not_found", resource="customer")))
+    other = place(bff, tokens.admin(), key="once", body={"customer_id": 1, "items": [ITEMS[0]]})
     assert other.status == 422 and other.body["code"] == "idempotency_key_mismatch"
     assert len(backend.orders) == 1
 

@@ -40,7 +40,7 @@ def test_an_orders_database_outage_is_relayed_on_reads_and_on_the_order_path(bff
 
 
 def test_a_customers_database_outage_is_relayed_on_login_and_the_customer_check(bff, tokens, customers, orders):
-    customers.on("POST", "/auth/login", (503, OUTAGE, {"Retry-After": "1"}))
+    customers.on("POST", "/internal/login", (503, OUTAGE, {"Retry-After": "1"}))
     customers.on("GET", r"/internal/customers/\d+", (503, OUTAGE, {"Retry-After": "1"}))
     login = bff("POST", "/auth/login", body={"username": "user", "password": "secret-password"})
     assert_relayed_outage(login)

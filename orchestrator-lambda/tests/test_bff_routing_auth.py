@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
+import jwt
 import pytest
 
-from servicekit.auth import KeyRing, verify
+from servicekit.auth import verify_service_token
 
 from .stubs import problem
 
@@ -156,30 +157,80 @@ def test_service_tokens_are_not_accepted_by_the_bff(bff, tokens):
     assert answer.status == 401
 
 
-def test_downstream_calls_carry_the_bffs_service_token(bff, tokens, orders, key_rings):
+def test_downstream_calls_carry_the_bffs_service_token(bff, tokens, orders, service_keys):
     orders.on("GET", "/products/3", (200, {"id": 3}))
     assert bff("GET", "/products/3", token=tokens.customer(1)).status == 200
     token = orders.requests[0].headers["authorization"].removeprefix("Bearer ")
-    claims = verify(
-        KeyRing.parse(key_rings["SERVICE_JWT_KEYS"]), token, audience="orders-service", issuers=["orchestrator"]
-    )
+    public = service_keys.public_keys()
+    claims = verify_service_token(public, token, audience="orders-service", issuers=["orchestrator"])
     assert claims["sub"] == "orchestrator" and claims["role"] == "service"
+    assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
 
 
-def test_login_needs_no_token_and_passes_the_answer_through(bff, customers):
+def test_login_needs_no_token_and_passes_the_answer_through(bff, customers, service_keys):
     customers.on(
         "POST",
-        "/auth/login",
+        "/internal/login",
         lambda req, _m: (401, problem(401, "invalid_credentials"), {"WWW-Authenticate": "Bearer"}),
     )
-    answer = bff("POST", "/auth/login", body={"username": "a", "password": "wrong"})
+    answer = bff("POST", "/auth/login", body={"username": "a", "password": "wrong"}, source_ip="198.51.100.7")
     assert answer.status == 401 and answer.body["code"] == "invalid_credentials"
     (sent,) = customers.requests
-    assert sent.body == {"username": "a", "password": "wrong"}
-    assert "authorization" not in sent.headers  # the user's credentials, not our service token
+    # The user's credentials, and the client's address, vouched for by the BFF's own token.
+    assert sent.body == {"username": "a", "password": "wrong", "client_address": "198.51.100.7"}
+    token = sent.headers["authorization"].removeprefix("Bearer ")
+    claims = verify_service_token(
+        service_keys.public_keys(), token, audience="customers-service", issuers=["orchestrator"]
+    )
+    assert claims["sub"] == "orchestrator"
 
-    customers.on("POST", "/auth/login", (200, {"access_token": "t", "token_type": "Bearer"}))
+    customers.on("POST", "/internal/login", (200, {"access_token": "t", "token_type": "Bearer"}))
     assert bff("POST", "/auth/login", body={"username": "a", "password": "right"}).body["access_token"] == "t"
+
+
+def test_a_client_cannot_choose_the_address_it_is_throttled_by(bff, customers):
+    customers.on("POST", "/internal/login", (200, {"access_token": "t"}))
+    body = {"username": "a", "password": "p", "client_address": "10.0.0.1"}
+    bff("POST", "/auth/login", body=body, source_ip="198.51.100.7", headers={"X-Viewer-Address": "10.0.0.2"})
+    (sent,) = customers.requests
+    assert sent.body["client_address"] == "198.51.100.7"  # no CloudFront here: the connection's
+
+
+def test_a_throttled_login_is_a_429_with_retry_after(bff, customers):
+    customers.on("POST", "/internal/login", (429, problem(429, "too_many_attempts"), {"Retry-After": "30"}))
+    answer = bff("POST", "/auth/login", body={"username": "a", "password": "p"})
+    assert answer.status == 429 and answer.body["code"] == "too_many_attempts"
+    assert answer.header("Retry-After") == "30"
+
+
+def test_a_refused_service_token_on_login_is_our_fault_not_the_users(bff, customers):
+    customers.on("POST", "/internal/login", (401, problem(401, "invalid_token")))
+    answer = bff("POST", "/auth/login", body={"username": "a", "password": "p"})
+    assert answer.status == 500 and answer.body["code"] == "internal_error"
+
+
+CUSTOMER_ROUTES = [
+    ("GET", "/cart", None),
+    ("PUT", "/cart/items/3", {"qty": 1}),
+    ("DELETE", "/cart/items/3", None),
+    ("GET", "/orders", None),
+    ("GET", "/orders/8", None),
+    ("POST", "/orders/8/cancel", None),
+    ("GET", "/customers/4", None),
+    ("POST", "/orchestrator/create-and-confirm-order", {"items": [{"product_id": 1, "qty": 1}]}),
+    ("POST", "/checkout", None),
+]
+
+
+@pytest.mark.parametrize(("method", "target", "body"), CUSTOMER_ROUTES)
+def test_a_deleted_customers_token_is_refused_wherever_its_customer_is_used(
+    bff, tokens, customers, orders, method, target, body
+):
+    customers.on("GET", r"/internal/customers/(\d+)", (404, problem(404, "not_found", resource="customer")))
+    answer = bff(method, target, token=tokens.customer(4), body=body, headers={"Idempotency-Key": "k"})
+    assert answer.status == 401 and answer.body["code"] == "invalid_token", answer.body
+    assert "deleted" in answer.body["detail"]
+    assert [r.path for r in orders.requests] == []  # nothing done for it downstream
 
 
 # --- acting for a customer ---------------------------------------------------------------------

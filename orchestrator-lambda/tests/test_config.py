@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import boto3
+import orjson
 import pytest
 from moto import mock_aws
 
 from orchestrator.config import fetch_secret, load_settings
 from servicekit.config import ConfigError
-from servicekit.testing import random_key_ring_value
+from servicekit.testing import ServiceKeySet, random_key_ring_value
 
 
 def test_defaults():
@@ -55,11 +56,26 @@ def test_secrets_have_no_default():
 
 
 def test_plain_env_wins_over_the_secret_id():
-    ring = random_key_ring_value("env")
-    settings = load_settings({"SERVICE_JWT_KEYS": ring, "SERVICE_JWT_KEYS_SECRET_ID": "arn:whatever"})
+    keys = ServiceKeySet.generate(("payments",))
+    settings = load_settings(
+        {"SERVICE_JWT_PRIVATE_KEYS": keys.private["payments"], "SERVICE_JWT_PRIVATE_KEYS_SECRET_ID": "arn:whatever"}
+    )
     fetched = []
-    assert settings.service_jwt_keys.key_ring(fetched.append).signing_kid == "env"
+    assert settings.service_jwt_private_keys.signing_keys(fetched.append).signing_kid.startswith("payments-")
     assert fetched == []
+
+
+def test_the_origin_secret_is_optional_and_takes_current_and_previous():
+    assert not load_settings({}).origin_verify_secret.configured
+    plain = load_settings({"ORIGIN_VERIFY_SECRET": "x" * 40}).origin_verify_secret
+    assert plain.configured and plain.origin_values() == {"x" * 40}
+    rotating = orjson.dumps({"current": "n" * 40, "previous": "o" * 40}).decode()
+    assert load_settings({"ORIGIN_VERIFY_SECRET": rotating}).origin_verify_secret.origin_values() == {
+        "n" * 40,
+        "o" * 40,
+    }
+    with pytest.raises(ConfigError, match="at least 32"):
+        load_settings({"ORIGIN_VERIFY_SECRET": "short"}).origin_verify_secret.origin_values()
 
 
 @pytest.fixture
@@ -79,13 +95,16 @@ def aws(monkeypatch):
         parameters.base.DEFAULT_PROVIDERS.clear()
 
 
-def test_rings_come_from_secrets_manager_and_ssm(aws):
-    user_ring, service_ring = random_key_ring_value("sm"), random_key_ring_value("ssm")
+def test_keys_come_from_secrets_manager_and_ssm(aws):
+    user_ring = random_key_ring_value("sm")
+    private = ServiceKeySet.generate(("sweeper",)).private["sweeper"]
     arn = boto3.client("secretsmanager").create_secret(Name="b2b/user-jwt-keys", SecretString=user_ring)["ARN"]
-    boto3.client("ssm").put_parameter(Name="/b2b/service-jwt-keys", Value=service_ring, Type="SecureString")
-    settings = load_settings({"USER_JWT_KEYS_SECRET_ID": arn, "SERVICE_JWT_KEYS_SECRET_ID": "/b2b/service-jwt-keys"})
+    boto3.client("ssm").put_parameter(Name="/b2b/sweeper-jwt-key", Value=private, Type="SecureString")
+    settings = load_settings(
+        {"USER_JWT_KEYS_SECRET_ID": arn, "SERVICE_JWT_PRIVATE_KEYS_SECRET_ID": "/b2b/sweeper-jwt-key"}
+    )
     assert settings.user_jwt_keys.key_ring().signing_kid == "sm"
-    assert settings.service_jwt_keys.key_ring().signing_kid == "ssm"
+    assert settings.service_jwt_private_keys.signing_keys().signing_kid == private.split(":")[0]
     assert fetch_secret("b2b/user-jwt-keys") == user_ring
 
 

@@ -15,7 +15,7 @@ from orchestrator.local.lambda_context import LocalLambdaContext
 from orchestrator.payment_events import PaymentRequested
 from orchestrator.payments.handler import build_processor, lambda_handler, use_processor
 
-from .conftest import DLQ_URL
+from .conftest import DLQ_URL, as_function
 from .fake_gateway import FakeGateway
 from .stubs import FakeSqs, problem
 
@@ -125,9 +125,10 @@ def context(seconds: float = 30.0) -> LocalLambdaContext:
 
 
 @pytest.fixture
-def payments(environ, dlq, gateway):
+def payments(environ, service_keys, dlq, gateway):
     """Invoke the payments Lambda handler with records; its processor talks to the stubs."""
-    processor = build_processor(load_settings(environ), sqs_client=dlq, gateway=gateway)
+    settings = load_settings(as_function(environ, service_keys, "payments"))
+    processor = build_processor(settings, sqs_client=dlq, gateway=gateway)
     processor.dead_letters.sender.sleep = lambda _s: None
     use_processor(processor)
 
@@ -273,13 +274,15 @@ def test_request_id_from_the_message_reaches_orders_service_and_the_logs(payment
     assert recorded[0]["payment_attempt_id"] == "pay_5"
 
 
-def test_payments_call_orders_service_as_payments(payments, orders, tokens, key_rings):
-    from servicekit.auth import KeyRing, verify
+def test_payments_call_orders_service_as_payments(payments, orders, service_keys):
+    """Signed with the payments function's own key: verifiable as payments, and as no one else."""
+    from servicekit.auth import InvalidToken, verify_service_token
 
     OrdersPayments(orders)
     payments(message(payment(5)))
     token = orders.requests[0].headers["authorization"].removeprefix("Bearer ")
-    claims = verify(
-        KeyRing.parse(key_rings["SERVICE_JWT_KEYS"]), token, audience="orders-service", issuers=["payments"]
-    )
+    public = service_keys.public_keys()
+    claims = verify_service_token(public, token, audience="orders-service", issuers=["payments"])
     assert claims["sub"] == "payments"
+    with pytest.raises(InvalidToken):
+        verify_service_token(public, token, audience="orders-service", issuers=["orchestrator", "sweeper"])

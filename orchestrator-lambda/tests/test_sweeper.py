@@ -11,7 +11,7 @@ from orchestrator.local.sweeper_timer import SweeperTimer, scheduled_event
 from orchestrator.sweeper.handler import build_sweeper, lambda_handler, use_sweeper
 from orchestrator.sweeper.sweeper import SweepIncomplete
 
-from .conftest import QUEUE_URL
+from .conftest import QUEUE_URL, as_function
 from .stubs import problem
 
 
@@ -25,9 +25,9 @@ def overdue(order_id: int) -> dict:
 
 
 @pytest.fixture
-def sweep(environ, sqs):
+def sweep(environ, service_keys, sqs):
     environ = {
-        **environ,
+        **as_function(environ, service_keys, "sweeper"),
         "PAYMENT_GRACE_SECONDS": "90",
         "PAYMENT_PROCESSING_GRACE_SECONDS": "240",
         "SWEEPER_BATCH_LIMIT": "2",

@@ -29,7 +29,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     url = _url()
     ensure_sqlite_directory(url)
-    connectable = create_engine(url, poolclass=pool.NullPool)
+    connectable = create_engine(url, poolclass=pool.NullPool, hide_parameters=True)
     with connectable.connect() as connection:
         context.configure(
             connection=connection,

@@ -13,16 +13,9 @@ from servicekit.web import create_service_app
 from .api import carts, internal, orders, products
 from .api.common import CONTEXT_KEY
 from .api.replay_fast_path import ConfirmReplayFastPath
-from .config import (
-    CUSTOMERS_SERVICE_NAME,
-    ROUTE_CALLERS,
-    SERVICE_NAME,
-    TRUSTED_CALLERS,
-    Settings,
-    ensure_sqlite_directory,
-)
+from .config import CALLERS, CUSTOMERS_SERVICE_NAME, SERVICE_NAME, Settings, ensure_sqlite_directory
 from .services.context import ServiceContext
-from .services.customers import CustomerDirectory
+from .services.customers import CustomerDirectory, customer_gone
 
 API_VERSION = "1.0.0"
 DESCRIPTION = """Products, carts, orders with stock reservations, and payment outcomes.
@@ -46,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         connect_timeout_seconds=settings.db_connect_timeout_seconds,
     )
     minter = ServiceTokenMinter(
-        settings.service_jwt_keys,
+        settings.service_jwt_private_keys,
         SERVICE_NAME,
         ttl_seconds=settings.service_token_ttl_seconds,
         refresh_margin_seconds=min(60, settings.service_token_ttl_seconds // 4),
@@ -67,9 +60,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     verifier = TokenVerifier(
         service_name=SERVICE_NAME,
         user_ring=settings.user_jwt_keys,
-        service_ring=settings.service_jwt_keys,
-        trusted_callers=TRUSTED_CALLERS,
-        route_callers=ROUTE_CALLERS,
+        service_keys=settings.service_jwt_public_keys,
+        callers=CALLERS,
+        # A deleted customer's user tokens are refused from the moment its tombstone is here.
+        customer_gone=lambda customer_id: customer_gone(context.session_factory, customer_id),
     )
     app, api = create_service_app(
         SERVICE_NAME,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from servicekit.auth import KeyRing
+from servicekit.auth import KeyRing, ServicePublicKeys, ServiceSigningKeys
 from servicekit.config import ConfigError, app_env, env_float, env_int, env_secret, env_str
 from servicekit.config import database_url as servicekit_database_url
 from servicekit.db import DEFAULT_CONNECT_TIMEOUT_SECONDS, DEFAULT_POOL_TIMEOUT_SECONDS
@@ -18,13 +18,11 @@ from servicekit.db import DEFAULT_CONNECT_TIMEOUT_SECONDS, DEFAULT_POOL_TIMEOUT_
 SERVICE_NAME = "orders-service"
 CUSTOMERS_SERVICE_NAME = "customers-service"
 BFF_CALLER, PAYMENTS_CALLER, SWEEPER_CALLER = "orchestrator", "payments", "sweeper"
-# Services whose tokens this service accepts. Least privilege per route: product writes take
-# only the BFF's, a payment outcome only the payments Lambda's, the maintenance routes only the
-# sweeper's (`requires(callers=...)`); the other public routes take any of these.
-TRUSTED_CALLERS = (BFF_CALLER, PAYMENTS_CALLER, SWEEPER_CALLER)
-# Services whose tokens are accepted only by the routes that name them (`requires(callers=...)`):
-# customers-service may report a deleted customer and do nothing else here.
-ROUTE_CALLERS = (CUSTOMERS_SERVICE_NAME,)
+# Service identities whose tokens this service verifies at all (any other issuer is a 401).
+# Least privilege per route (`requires(callers=...)`, docs/auth.md): the public routes and the
+# stored answers take the BFF's only, payment claims and outcomes the payments Lambda's, the
+# maintenance routes the sweeper's, and a deletion report customers-service's.
+CALLERS = (BFF_CALLER, PAYMENTS_CALLER, SWEEPER_CALLER, CUSTOMERS_SERVICE_NAME)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'var' / 'orders.db'}"
@@ -52,7 +50,9 @@ class Settings:
     app_env: str
     database_url: str = field(repr=False)  # may carry a password
     user_jwt_keys: KeyRing = field(repr=False)
-    service_jwt_keys: KeyRing = field(repr=False)
+    # This service's own identity (its private keys) and every caller's public keys.
+    service_jwt_private_keys: ServiceSigningKeys
+    service_jwt_public_keys: ServicePublicKeys
     customers_api_url: str
     customer_cache_ttl_seconds: int
     cancel_window_seconds: int
@@ -74,9 +74,13 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         user_keys = KeyRing.parse(env_secret("USER_JWT_KEYS", environ=environ), name="USER_JWT_KEYS")
-        service_keys = KeyRing.parse(env_secret("SERVICE_JWT_KEYS", environ=environ), name="SERVICE_JWT_KEYS")
-        if set(user_keys.keys.values()) & set(service_keys.keys.values()):
-            raise ConfigError("USER_JWT_KEYS and SERVICE_JWT_KEYS must not share a secret")
+        private_keys = ServiceSigningKeys.parse(
+            env_secret("SERVICE_JWT_PRIVATE_KEYS", environ=environ), name="SERVICE_JWT_PRIVATE_KEYS"
+        )
+        public_keys = ServicePublicKeys.parse(
+            env_secret("SERVICE_JWT_PUBLIC_KEYS", environ=environ), name="SERVICE_JWT_PUBLIC_KEYS"
+        )
+        private_keys.check_published(public_keys, SERVICE_NAME)
         log_level = (env_str("LOG_LEVEL", "INFO", environ=environ) or "INFO").upper()
         if log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
@@ -84,7 +88,8 @@ class Settings:
             app_env=app_env(environ),
             database_url=database_url(environ),
             user_jwt_keys=user_keys,
-            service_jwt_keys=service_keys,
+            service_jwt_private_keys=private_keys,
+            service_jwt_public_keys=public_keys,
             customers_api_url=env_str("CUSTOMERS_API_URL", "http://127.0.0.1:3001", environ=environ) or "",
             customer_cache_ttl_seconds=env_int(
                 "CUSTOMER_CACHE_TTL_SECONDS", 5, minimum=0, maximum=3600, environ=environ

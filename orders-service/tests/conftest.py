@@ -20,20 +20,36 @@ from orders_service.app import create_app
 from orders_service.cli import migrate
 from orders_service.config import Settings
 from servicekit.auth import KeyRing
-from servicekit.testing import ServerProcess, ThrowawayDatabase, TokenFactory, free_port, random_key_ring_value
+from servicekit.testing import (
+    ServerProcess,
+    ServiceKeySet,
+    ThrowawayDatabase,
+    TokenFactory,
+    free_port,
+    random_key_ring_value,
+)
 
 
 @pytest.fixture(scope="session")
-def key_ring_values() -> dict[str, str]:
-    return {"USER_JWT_KEYS": random_key_ring_value("u1"), "SERVICE_JWT_KEYS": random_key_ring_value("s1")}
+def service_keys() -> ServiceKeySet:
+    """A key pair per service identity, as `make env` makes them."""
+    return ServiceKeySet.generate()
 
 
 @pytest.fixture(scope="session")
-def tokens(key_ring_values) -> TokenFactory:
-    return TokenFactory(
-        user_ring=KeyRing.parse(key_ring_values["USER_JWT_KEYS"]),
-        service_ring=KeyRing.parse(key_ring_values["SERVICE_JWT_KEYS"]),
-    )
+def user_ring_value() -> str:
+    return random_key_ring_value("u1")
+
+
+@pytest.fixture(scope="session")
+def key_ring_values(user_ring_value, service_keys) -> dict[str, str]:
+    """What orders-service gets: the user ring, its own private key, everyone's public keys."""
+    return {"USER_JWT_KEYS": user_ring_value, **service_keys.env_for("orders-service")}
+
+
+@pytest.fixture(scope="session")
+def tokens(user_ring_value, service_keys) -> TokenFactory:
+    return TokenFactory(user_ring=KeyRing.parse(user_ring_value), service_keys=service_keys)
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +78,12 @@ def orders_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def customers(key_ring_values, tokens, tmp_path_factory, orders_port) -> Iterator[RealCustomersService]:
+def customers(user_ring_value, service_keys, tokens, tmp_path_factory, orders_port) -> Iterator[RealCustomersService]:
     """customers-service as orders-service sees it: `.base_url`, `.create()`, `.delete(id)`.
 
     The real service under gunicorn, reporting deletes to `server` (they reach this database;
     while `server` is not running a report fails, is logged, and the delete still stands). To
-    run without it, yield `CustomersStub(tokens.service_ring)` (tests/customers_stub.py) instead:
+    run without it, yield `CustomersStub(service_keys.public_keys())` (tests/customers_stub.py) instead:
     it offers the same three things, and reports nothing.
     """
     directory = customers_service_dir()
@@ -75,7 +91,7 @@ def customers(key_ring_values, tokens, tmp_path_factory, orders_port) -> Iterato
     log_path = Path(tmp_path_factory.mktemp("customers-service")) / "customers-service.log"
     service = RealCustomersService(
         directory,
-        key_ring_values=key_ring_values,
+        key_ring_values={"USER_JWT_KEYS": user_ring_value, **service_keys.env_for("customers-service")},
         tokens=tokens,
         log_path=log_path,
         orders_api_url=f"http://127.0.0.1:{orders_port}",

@@ -18,19 +18,19 @@ import orjson
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from servicekit.auth import InvalidToken, KeyRing, TokenVerifier, bearer_token
+from servicekit.auth import InvalidToken, ServicePublicKeys, TokenVerifier, bearer_token
 from servicekit.timeutil import iso_utc, utcnow
 
 _CUSTOMER_PATH = re.compile(r"/internal/customers/(\d{1,19})")
 
 
 class CustomersStub:
-    def __init__(self, service_ring: KeyRing) -> None:
+    def __init__(self, public_keys: ServicePublicKeys) -> None:
         self.verifier = TokenVerifier(
             service_name="customers-service",
             user_ring=None,
-            service_ring=service_ring,
-            trusted_callers=("orchestrator", "orders-service"),
+            service_keys=public_keys,
+            callers=("orchestrator", "orders-service"),
         )
         self.customers: dict[int, dict] = {}
         self.lookups = 0

@@ -75,9 +75,37 @@ def test_customers_service_tokens_reach_no_other_route(client, tokens, method, p
     assert_problem(client.open(path, method=method, json={}, headers=headers), 403, "forbidden")
 
 
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+@pytest.mark.parametrize(
+    ("claimed", "signed_by", "kid_of"),
+    [
+        ("payments", "orchestrator", "orchestrator"),  # a trusted caller's key, another's name
+        ("payments", "orchestrator", "payments"),  # ... naming the claimed caller's kid
+        ("sweeper", "customers-service", "customers-service"),
+        ("orchestrator", "orders-service", "orders-service"),  # this service's own key
+    ],
+)
+def test_a_forged_service_token_is_401_everywhere(client, tokens, method, path, claimed, signed_by, kid_of):
+    """No service can mint another's token: right claims, another caller's private key."""
+    forged = tokens.forged_service(claimed, "orders-service", signed_by=signed_by, kid_of=kid_of)
+    headers = {**auth(forged), "Idempotency-Key": "k"}
+    assert_problem(client.open(path, method=method, json={}, headers=headers), 401, "invalid_token")
+
+
+PUBLIC_ROUTES = [route for route in PROTECTED if not route[1].startswith("/internal/")]
+
+
+@pytest.mark.parametrize(("method", "path"), PUBLIC_ROUTES)
+def test_only_the_bff_relays_users_on_the_public_routes(client, tokens, method, path):
+    """The payments Lambda and the sweeper need no public route: their tokens are refused there."""
+    for caller in ("payments", "sweeper"):
+        headers = {**auth(tokens.service(caller, "orders-service")), "Idempotency-Key": "k"}
+        assert_problem(client.open(path, method=method, json={}, headers=headers), 403, "forbidden")
+
+
 @pytest.mark.parametrize(("method", "path"), INTERNAL)
-def test_user_tokens_on_internal_routes_are_403(client, tokens, method, path):
-    for token in (tokens.admin(), tokens.customer(1)):
+def test_user_tokens_on_internal_routes_are_403(api, client, tokens, method, path):
+    for token in (tokens.admin(), tokens.customer(api.new_customer())):
         assert_problem(client.open(path, method=method, json={}, headers=auth(token)), 403, "forbidden")
 
 

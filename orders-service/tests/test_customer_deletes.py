@@ -142,3 +142,34 @@ def test_only_customers_service_may_report_a_deletion(client, tokens, db):
     assert_problem(client.post(path, headers=auth(tokens.service(REPORTER, "customers-service"))), 401)
     assert deleted_at(db, customer) is None
     assert report(client, tokens, customer).status_code == 200
+
+
+def test_a_deleted_customers_own_token_is_refused_at_once(api, client, server, customers, db):
+    """A customer user's token names its customer: once the delete is reported, every route
+    refuses it (401), the confirm replay answered before Flask included."""
+    customer = customers.create()
+    own = api.customer_headers(customer)
+    product = api.new_product(stock=10)
+    order = api.new_order(customer, [(product["id"], 1)])
+    key = uuid.uuid4().hex
+    assert api.confirm(order["id"], key=key, headers=own).status_code == 200
+    replay = api.confirm(order["id"], key=key, headers=own)
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert client.get("/orders", headers=own).status_code == 200
+
+    customers.delete(customer)  # reported to `server`, on the same database
+    assert deleted_at(db, customer) is not None
+    for method, path in (
+        ("GET", "/orders"),
+        ("GET", f"/orders/{order['id']}"),
+        ("POST", f"/orders/{order['id']}/confirm"),
+        ("POST", f"/orders/{order['id']}/cancel"),
+        ("GET", "/cart"),
+        ("PUT", f"/cart/items/{product['id']}"),
+        ("GET", "/products"),
+    ):
+        response = client.open(path, method=method, json={"qty": 1}, headers={**own, "Idempotency-Key": key})
+        problem = assert_problem(response, 401, "invalid_token")
+        assert "deleted" in problem["detail"], (method, path)
+    # Admins (and the BFF) still see the deleted customer's orders.
+    assert client.get(f"/orders?customer_id={customer}", headers=api.admin).status_code == 200

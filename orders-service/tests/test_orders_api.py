@@ -139,7 +139,7 @@ def test_customers_service_down_is_503_and_changes_nothing(app_factory, api, db,
 def test_an_unreported_delete_is_bounded_by_the_cache_ttl(app_factory, api, tokens):
     """A delete customers-service could not report (it logs customer_delete_notification_failed)
     is seen when the cache entry expires; a reported one at once (test_customer_deletes.py)."""
-    stub = CustomersStub(tokens.service_ring)  # deletes without reporting them
+    stub = CustomersStub(tokens.service_keys.public_keys())  # deletes without reporting them
     try:
         cached_app = app_factory(CUSTOMERS_API_URL=stub.base_url)
         cached = cached_app.test_client()
@@ -165,7 +165,7 @@ def test_an_unreported_delete_is_bounded_by_the_cache_ttl(app_factory, api, toke
 
 
 def test_customer_lookups_carry_a_cached_orders_service_token(app_factory, api, tokens):
-    stub = CustomersStub(tokens.service_ring)
+    stub = CustomersStub(tokens.service_keys.public_keys())
     try:
         client = app_factory(CUSTOMERS_API_URL=stub.base_url, CUSTOMER_CACHE_TTL_SECONDS="0").test_client()
         customer = stub.create()
@@ -246,7 +246,8 @@ def test_list_filters_and_pages_newest_first(app, api, db):
             if cursor is None:
                 break
     assert walked == ids[::-1]
-    assert sent.count("SELECT") == 2 * 3  # orders + their items, per page: no N+1
+    # Per page: the token's customer checked for a tombstone, then orders + their items: no N+1.
+    assert sent.count("SELECT") == 3 * 3
 
     def listed(query: str) -> list[int]:
         response = api.client.get(f"/orders?customer_id={customer}&{query}", headers=api.admin)

@@ -34,7 +34,7 @@ def outage_database():
 
 @pytest.fixture(scope="module")
 def stub_customers(tokens):
-    stub = CustomersStub(tokens.service_ring)
+    stub = CustomersStub(tokens.service_keys.public_keys())
     yield stub
     stub.stop()
 

@@ -6,9 +6,10 @@ import pytest
 
 from orders_service.config import REPO_ROOT, Settings, database_url
 from servicekit.config import ConfigError
-from servicekit.testing import random_key_ring_value
+from servicekit.testing import ServiceKeySet, random_key_ring_value
 
-KEYS = {"USER_JWT_KEYS": random_key_ring_value("u1"), "SERVICE_JWT_KEYS": random_key_ring_value("s1")}
+SERVICE_KEYS = ServiceKeySet.generate()
+KEYS = {"USER_JWT_KEYS": random_key_ring_value("u1"), **SERVICE_KEYS.env_for("orders-service")}
 
 
 def test_defaults():
@@ -23,9 +24,11 @@ def test_defaults():
     assert settings.idempotency_ttl_seconds == 86400
     assert settings.log_level == "INFO" and settings.app_env == "development"
     assert KEYS["USER_JWT_KEYS"].split(":", 1)[1] not in repr(settings)
+    assert KEYS["SERVICE_JWT_PRIVATE_KEYS"].split(":", 1)[1] not in repr(settings)
+    assert settings.service_jwt_private_keys.signing_kid.startswith("orders-service-")
 
 
-@pytest.mark.parametrize("missing", ["USER_JWT_KEYS", "SERVICE_JWT_KEYS"])
+@pytest.mark.parametrize("missing", ["USER_JWT_KEYS", "SERVICE_JWT_PRIVATE_KEYS", "SERVICE_JWT_PUBLIC_KEYS"])
 def test_secrets_are_required(missing):
     env = {k: v for k, v in KEYS.items() if k != missing}
     with pytest.raises(ConfigError, match=missing):
@@ -39,7 +42,9 @@ def test_secrets_are_required(missing):
         {"CUSTOMER_CACHE_TTL_SECONDS": "-1"},
         {"LOG_LEVEL": "LOUD"},
         {"APP_ENV": "staging"},
-        {"SERVICE_JWT_KEYS": KEYS["USER_JWT_KEYS"]},  # one secret for both rings
+        {"SERVICE_JWT_PRIVATE_KEYS": SERVICE_KEYS.private["payments"]},  # another service's identity
+        {"SERVICE_JWT_PRIVATE_KEYS": KEYS["USER_JWT_KEYS"]},  # not an Ed25519 key
+        {"SERVICE_JWT_PUBLIC_KEYS": SERVICE_KEYS.private["orders-service"]},  # a private key where public ones go
         {"USER_JWT_KEYS": "k1:short"},
     ],
 )

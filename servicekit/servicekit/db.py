@@ -93,7 +93,9 @@ def make_engine(
     new one, and `read_timeout_seconds` (default: the lock wait plus READ_TIMEOUT_MARGIN_SECONDS)
     for an answer, then gets its 503; it never hangs behind a dead server."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, echo=echo, hide_parameters=True, connect_args={"timeout": 30, "check_same_thread": False}
+        )
         _make_sqlite_transactions_immediate(engine)
         return engine
     if read_timeout_seconds is None:
@@ -101,6 +103,8 @@ def make_engine(
     engine = create_engine(
         url,
         echo=echo,
+        # A failed statement's message never carries its values (password hashes, emails...).
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout_seconds,

@@ -110,7 +110,7 @@ def provision(
     from sqlalchemy.pool import NullPool
 
     statements = provision_statements(database, users, client_hosts)
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool, hide_parameters=True)
     try:
         with engine.connect() as conn:
             if create_database:

@@ -1,12 +1,17 @@
 """One JSON object per line on stdout, with the current request id in every line.
 
-Fields whose names look like secrets are replaced before they are written: a log line must
-never carry a password, token or key, whoever passes it in.
+A log line must never carry a password, password hash, token or key, whoever passes it in:
+- fields whose names look like secrets are replaced (`redact`);
+- free text (messages, string fields, exception messages and tracebacks) goes through
+  `redact_text`, which replaces what looks like a secret wherever it appears: argon2 hashes, JWTs,
+  bearer credentials, `password=...`-style pairs, credentials in URLs, and the bound parameters
+  SQLAlchemy prints with a failed statement (the engines also hide them: servicekit.db).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Mapping
@@ -32,14 +37,49 @@ _CONTAINERS = (Mapping, list, tuple)
 
 
 def redact(value: Any) -> Any:
+    """Secret-named fields replaced, and free text in the others redacted (`redact_text`)."""
     if isinstance(value, Mapping):
-        return {
-            k: (REDACTED if _is_secret_key(str(k)) else (redact(v) if isinstance(v, _CONTAINERS) else v))
-            for k, v in value.items()
-        }
+        return {k: (REDACTED if _is_secret_key(str(k)) else redact(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
     return value
+
+
+_SECRET_NAME = r"[A-Za-z_]*(?:password|passwd|secret|token|api_key|apikey|authorization|jwt_keys|private_keys|hash)"
+_SECRET_PATTERNS = [
+    # What SQLAlchemy appends to a failed statement: the bound values, hashes and passwords included.
+    (re.compile(r"\[parameters: .*?\](?=\n|$)", re.S), "[parameters: " + REDACTED + "]"),
+    (re.compile(r"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=,$.-]*"), REDACTED),
+    # A JWT: three base64url parts, the first a JSON header ("eyJ").
+    (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
+    (re.compile(r"\b([Bb]earer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
+    # name=value / name: value / 'name': 'value' where the name looks like a secret.
+    (
+        # (A statement's placeholder, `password_hash=%(password_hash)s`, is left alone.)
+        re.compile(rf"(?i)([\"']?{_SECRET_NAME}[\"']?\s*[=:]\s*)(?!%\(|\?|:\w)(?:'[^']*'|\"[^\"]*\"|[^\s,;&)\]}}]+)"),
+        r"\1" + REDACTED,
+    ),
+    # scheme://user:password@host
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@"), r"\1" + REDACTED + "@"),
+]
+# Cheap pre-check: text with none of these cannot match a pattern above.
+_SECRET_HINTS = re.compile(r"(?i)parameters|argon2|eyJ|bearer|basic|passw|secret|token|key|authorization|hash|://")
+
+
+def redact_text(text: str) -> str:
+    """`text` with everything that looks like a secret replaced by `[redacted]`."""
+    if not _SECRET_HINTS.search(text):
+        return text
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def format_exception(exc_info: Any) -> str:
+    """A traceback as text, redacted: messages of database errors quote statements and values."""
+    return redact_text("".join(traceback.format_exception(*exc_info)).rstrip())
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,7 +95,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": redact_text(record.getMessage()),
         }
         request_id = getattr(record, "request_id", None) or get_request_id()
         if request_id:
@@ -64,7 +104,7 @@ class JsonFormatter(logging.Formatter):
         if fields:
             entry.update(redact(fields))
         if record.exc_info:
-            entry["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            entry["exception"] = format_exception(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
 
 

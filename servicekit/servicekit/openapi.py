@@ -45,11 +45,16 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
     413: f"`payload_too_large`: a body over {BODY_BYTES_MAX} bytes",
     414: f"`uri_too_long`: a request line over {REQUEST_LINE_MAX} bytes",
     422: "`idempotency_key_mismatch`: the key was used with a different request",
+    429: "`too_many_attempts`: too many failed logins; retry after `Retry-After` seconds",
     431: f"`header_fields_too_large`: more than {HEADER_FIELDS_MAX} header fields, or one over "
     f"{HEADER_FIELD_SIZE_MAX} bytes",
     503: "A dependency is unavailable; retry after `Retry-After` seconds",
 }
-_HEADERS_BY_STATUS: dict[int, dict[str, Any]] = {401: WWW_AUTHENTICATE_HEADER, 503: RETRY_AFTER_HEADER}
+_HEADERS_BY_STATUS: dict[int, dict[str, Any]] = {
+    401: WWW_AUTHENTICATE_HEADER,
+    429: RETRY_AFTER_HEADER,
+    503: RETRY_AFTER_HEADER,
+}
 
 
 def documented_problem(status: int, description: str | None = None) -> dict[str, Any]:

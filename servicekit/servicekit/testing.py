@@ -24,7 +24,18 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from .auth import KeyRing, mint, mint_service_token, mint_user_token
+from .auth import (
+    SERVICE_IDENTITIES,
+    SERVICE_ROLE,
+    KeyRing,
+    ServicePublicKeys,
+    ServiceSigningKeys,
+    generate_service_key,
+    mint,
+    mint_service_token,
+    mint_user_token,
+    private_keys_variable,
+)
 from .dbusers import provision, runtime_user
 
 ADMIN_URL = os.environ.get("TEST_MYSQL_ADMIN_URL", "mysql+pymysql://root@127.0.0.1:3306/")
@@ -32,7 +43,7 @@ CLIENT_HOSTS = ("127.0.0.1", "localhost")  # the user exists for both ways of re
 
 
 def _admin(statements: Callable[[Connection], None], admin_url: str = ADMIN_URL) -> None:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool, hide_parameters=True)
     try:
         with engine.connect() as conn:
             statements(conn)
@@ -173,11 +184,44 @@ def random_key_ring_value(kid: str = "k1") -> str:
 
 
 @dataclass
+class ServiceKeySet:
+    """A fresh key pair per service identity, as `make env` makes them: `private[caller]` is that
+    caller's SERVICE_JWT_PRIVATE_KEYS, `public` the SERVICE_JWT_PUBLIC_KEYS every verifier gets."""
+
+    private: dict[str, str] = field(repr=False)
+    public: str
+
+    @classmethod
+    def generate(cls, callers: tuple[str, ...] = SERVICE_IDENTITIES) -> ServiceKeySet:
+        private, public = {}, []
+        for caller in callers:
+            private_entry, public_entry = generate_service_key(caller)
+            private[caller] = private_entry
+            public.append(public_entry)
+        return cls(private, ",".join(public))
+
+    def signing(self, caller: str) -> ServiceSigningKeys:
+        return ServiceSigningKeys.parse(self.private[caller])
+
+    def public_keys(self) -> ServicePublicKeys:
+        return ServicePublicKeys.parse(self.public)
+
+    def env_for(self, caller: str) -> dict[str, str]:
+        """What one process gets: its own private keys and everyone's public keys."""
+        return {"SERVICE_JWT_PRIVATE_KEYS": self.private[caller], "SERVICE_JWT_PUBLIC_KEYS": self.public}
+
+    def dotenv(self) -> dict[str, str]:
+        """The per-caller variables of .env (`make env`), which scripts/stack.py hands out."""
+        values = {private_keys_variable(caller): key for caller, key in self.private.items()}
+        return {**values, "SERVICE_JWT_PUBLIC_KEYS": self.public}
+
+
+@dataclass
 class TokenFactory:
     """Mints the tokens tests need, valid and deliberately broken."""
 
     user_ring: KeyRing
-    service_ring: KeyRing
+    service_keys: ServiceKeySet
 
     def admin(self, user_id: int = 1) -> str:
         return mint_user_token(self.user_ring, user_id=user_id, role="admin", customer_id=None, ttl_seconds=600)
@@ -188,11 +232,37 @@ class TokenFactory:
         )
 
     def service(self, caller: str, audience: str) -> str:
-        return mint_service_token(self.service_ring, caller=caller, audience=audience)
+        """`caller`'s token; a caller without keys in the set (a stranger) signs with a key of
+        its own that no verifier knows."""
+        if caller not in self.service_keys.private:
+            self.service_keys.private[caller] = generate_service_key(caller)[0]  # never published
+        return mint_service_token(self.service_keys.signing(caller), caller=caller, audience=audience)
+
+    def forged_service(self, caller: str, audience: str, *, signed_by: str, kid_of: str | None = None) -> str:
+        """A token with `caller`'s claims signed with `signed_by`'s private key, its header naming
+        the kid of `kid_of` (default: the signer's own key): what a compromised `signed_by` could
+        make. Every verifier must refuse it (401)."""
+        import jwt
+
+        signer = self.service_keys.signing(signed_by)
+        kid = self.service_keys.signing(kid_of or signed_by).signing_kid
+        now = int(time.time())
+        claims = {"iss": caller, "sub": caller, "aud": audience, "role": SERVICE_ROLE, "iat": now, "exp": now + 300}
+        return jwt.encode(claims, signer.keys[signer.signing_kid], algorithm="EdDSA", headers={"kid": kid})
+
+    def service_with_user_ring(self, caller: str, audience: str) -> str:
+        """Service claims signed with the user-token ring (HS256): a verifier must refuse it."""
+        claims = {"iss": caller, "sub": caller, "aud": audience, "role": SERVICE_ROLE}
+        return mint(self.user_ring, claims, ttl_seconds=300)
 
     def expired_admin(self) -> str:
         claims = {"iss": "customers-service", "aud": "b2b-api", "sub": "1", "role": "admin", "customer_id": None}
         return mint(self.user_ring, claims, ttl_seconds=60, now=time.time() - 3600)
+
+    def long_lived_admin(self) -> str:
+        """Signed with the right key, but living longer than a user token may (1 h)."""
+        claims = {"iss": "customers-service", "aud": "b2b-api", "sub": "1", "role": "admin", "customer_id": None}
+        return mint(self.user_ring, claims, ttl_seconds=24 * 3600)
 
     def wrong_audience_admin(self) -> str:
         claims = {"iss": "customers-service", "aud": "someone-else", "sub": "1", "role": "admin", "customer_id": None}
@@ -228,6 +298,7 @@ class TokenFactory:
         return {
             "missing": None,
             "expired": self.expired_admin(),
+            "long_lived": self.long_lived_admin(),
             "wrong_audience": self.wrong_audience_admin(),
             "wrong_key": self.wrong_key_admin(),
             "alg_none": self.alg_none_admin(),

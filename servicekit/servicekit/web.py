@@ -37,7 +37,7 @@ from .auth import Principal, TokenVerifier, authenticate_bearer
 from .contracts import HealthSchema, PageQuerySchema, PaginationSchema, ProblemSchema, page_schema
 from .db import is_database_unavailable, is_retryable, mysql_error_code
 from .limits import BIGINT_MAX, BODY_BYTES_MAX
-from .logging import log_event
+from .logging import format_exception, log_event
 from .openapi import (
     PROBLEM_DESCRIPTIONS,
     PROBLEM_SCHEMA_NAME,
@@ -230,15 +230,16 @@ def requires(*roles: str, callers: Collection[str] | None = None) -> Callable:
     """Decorate a view: a valid token whose role is one of `roles` (admin, customer, service).
 
     No or bad token is 401; a valid token with another role is 403 (so a user token on an
-    `/internal` route is refused even when it is perfectly valid). Service tokens are taken
-    from the verifier's `trusted_callers`, or, when `callers` is given, from exactly those
-    services (which may be `route_callers` the verifier accepts nowhere else); any other
+    `/internal` route is refused even when it is perfectly valid). A route that takes service
+    tokens names the services it takes (`callers`, least privilege; docs/auth.md): any other
     service's valid token is a 403.
     """
-    allowed = frozenset(roles or ("admin", "customer", "service"))
+    allowed = frozenset(roles or ("admin", "customer"))
     allowed_callers = None if callers is None else frozenset(callers)
     if allowed_callers is not None and "service" not in allowed:
         raise ValueError("callers= names services, but the route does not take service tokens")
+    if "service" in allowed and not allowed_callers:
+        raise ValueError("a route that takes service tokens must name its callers (callers=...)")
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -246,10 +247,8 @@ def requires(*roles: str, callers: Collection[str] | None = None) -> Callable:
             principal = authenticate()
             if principal.role not in allowed:
                 raise forbidden(f"Role {principal.role!r} may not call this endpoint")
-            if principal.kind == "service":
-                verifier: TokenVerifier = current_app.extensions[_VERIFIER_KEY]
-                if not verifier.may_call(principal, allowed_callers):
-                    raise forbidden(f"Service {principal.subject!r} may not call this endpoint")
+            if principal.kind == "service" and principal.subject not in allowed_callers:
+                raise forbidden(f"Service {principal.subject!r} may not call this endpoint")
             return view(*args, **kwargs)
 
         return SmorestBlueprint.doc(security=BEARER_SECURITY)(wrapper)
@@ -397,10 +396,16 @@ def _install_docs(app: Flask, title: str) -> None:
 def _unexpected_error(error: Exception) -> Response:
     if isinstance(error, HTTPException):  # pragma: no cover - handled by Api
         return problem_response(problem_from_http_exception(error))
-    error_log.error(
+    # Rendered and redacted here, not left to the handler: a database error's text quotes its
+    # statement (and, on an engine without hide_parameters, the values: hashes, passwords).
+    log_event(
+        error_log,
         "unhandled_exception",
-        exc_info=error,
-        extra={"fields": {"method": request.method, "path": request.path}},
+        logging.ERROR,
+        method=request.method,
+        path=request.path,
+        error=type(error).__name__,
+        exception=format_exception((type(error), error, error.__traceback__)),
     )
     return problem_response(Problem(500, "internal_error", "An unexpected error occurred; it has been logged"))
 

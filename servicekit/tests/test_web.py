@@ -6,9 +6,15 @@ import pytest
 from flask.views import MethodView
 
 from servicekit.auth import KeyRing, TokenVerifier
-from servicekit.logging import JsonFormatter
-from servicekit.testing import TokenFactory, random_key_ring_value
+from servicekit.logging import JsonFormatter, redact_text
+from servicekit.testing import ServiceKeySet, TokenFactory, random_key_ring_value
 from servicekit.web import Blueprint, create_service_app, current_principal, requires, scoped_customer_id
+
+LEAKY_SECRETS = (
+    "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+    "db-password-123",
+)
 
 
 class ItemSchema(ma.Schema):
@@ -21,11 +27,9 @@ class OrderInSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(ItemSchema), required=True, validate=ma.validate.Length(min=1, max=100))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def tokens():
-    return TokenFactory(
-        user_ring=KeyRing.parse(random_key_ring_value("u1")), service_ring=KeyRing.parse(random_key_ring_value("s1"))
-    )
+    return TokenFactory(user_ring=KeyRing.parse(random_key_ring_value("u1")), service_keys=ServiceKeySet.generate())
 
 
 @pytest.fixture
@@ -39,9 +43,8 @@ def app(tokens):
     verifier = TokenVerifier(
         service_name="orders-service",
         user_ring=tokens.user_ring,
-        service_ring=tokens.service_ring,
-        trusted_callers={"payments"},
-        route_callers={"customers-service"},
+        service_keys=tokens.service_keys.public_keys(),
+        callers={"payments", "customers-service"},
     )
     app, api = create_service_app(
         "test-service", title="Test", version="1", description="d", verifier=verifier, readiness_check=readiness
@@ -50,7 +53,7 @@ def app(tokens):
 
     @blp.route("/things")
     class Things(MethodView):
-        @requires("admin", "customer", "service")
+        @requires("admin", "customer", "service", callers=("payments",))
         @blp.arguments(OrderInSchema)
         def post(self, body):
             customer_id = scoped_customer_id(current_principal(), body["customer_id"])
@@ -58,7 +61,7 @@ def app(tokens):
 
     @blp.route("/internal/things")
     class InternalThings(MethodView):
-        @requires("service")
+        @requires("service", callers=("payments",))
         def get(self):
             return {"caller": current_principal().subject}
 
@@ -72,6 +75,11 @@ def app(tokens):
     class Boom(MethodView):
         def get(self):
             raise RuntimeError("secret internals")
+
+    @blp.route("/leaky")
+    class Leaky(MethodView):
+        def get(self):
+            raise RuntimeError(f"UPDATE users SET password_hash='{LEAKY_SECRETS[0]}' -- Bearer {LEAKY_SECRETS[1]}")
 
     api.register_blueprint(blp)
     app.ready_flag = ready
@@ -198,16 +206,21 @@ def test_route_callers_reach_only_the_routes_that_name_them(client, tokens):
         client.post("/internal/reports", headers=auth(tokens.service("payments", "orders-service"))), 403, "forbidden"
     )
     assert_problem(client.post("/internal/reports", headers=auth(tokens.admin())), 403, "forbidden")
+    # A caller this service does not accept at all, or a forgery: 401.
     assert_problem(
-        client.post("/internal/reports", headers=auth(tokens.service("stranger", "orders-service"))),
+        client.post("/internal/reports", headers=auth(tokens.service("sweeper", "orders-service"))),
         401,
         "invalid_token",
     )
+    forged = tokens.forged_service("customers-service", "orders-service", signed_by="payments")
+    assert_problem(client.post("/internal/reports", headers=auth(forged)), 401, "invalid_token")
 
 
 def test_callers_only_make_sense_on_routes_taking_service_tokens():
     with pytest.raises(ValueError):
         requires("admin", callers=("customers-service",))
+    with pytest.raises(ValueError, match="must name its callers"):
+        requires("admin", "service")
 
 
 def test_customer_cannot_act_for_another_customer(client, tokens):
@@ -250,3 +263,29 @@ def test_log_redacts_secrets():
     line = json.loads(JsonFormatter("svc").format(record))
     assert line["username"] == "bob"
     assert line["password"] == "[redacted]" and line["nested"]["access_token"] == "[redacted]"
+
+
+def test_exception_text_and_tracebacks_are_redacted(client, caplog):
+    """Whatever an exception says (a database error quotes its statement and values), the line
+    written carries no hash, token or password."""
+    caplog.set_level(logging.ERROR, logger="errors")
+    response = client.get("/leaky")
+    assert_problem(response, 500, "internal_error")
+    (record,) = [r for r in caplog.records if r.getMessage() == "unhandled_exception"]
+    line = JsonFormatter("svc").format(record)
+    assert "RuntimeError" in line and "[redacted]" in line
+    for secret in LEAKY_SECRETS:
+        assert secret not in line and secret not in (response.get_data(as_text=True))
+
+
+def test_redactor_catches_what_a_failed_statement_prints():
+    text = (
+        "(pymysql.err.OperationalError) (1644, 'forced')\n[SQL: UPDATE users SET password_hash=%(password_hash)s]\n"
+        f"[parameters: {{'password_hash': '{LEAKY_SECRETS[0]}', 'users_id': 1}}]\n"
+        f"Authorization: Bearer {LEAKY_SECRETS[1]}; url mysql+pymysql://app:{LEAKY_SECRETS[2]}@db/x password=hunter2"
+    )
+    redacted = redact_text(text)
+    for secret in (*LEAKY_SECRETS, "hunter2"):
+        assert secret not in redacted
+    assert "UPDATE users SET password_hash=%(password_hash)s" in redacted  # the statement stays readable
+    assert redact_text("http_request") == "http_request"

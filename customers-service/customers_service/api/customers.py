@@ -7,18 +7,23 @@ from flask.views import MethodView
 from servicekit.contracts import CustomerSchema
 from servicekit.web import Blueprint, current_principal, int_path, log_context, page_schema, problem_responses, requires
 
+from ..config import BFF_CALLER
 from ..services import customers
 from .common import service_context
 from .schemas import CustomerInSchema, CustomerPatchSchema, CustomerSearchQuerySchema
 
 blp = Blueprint("customers", __name__, url_prefix="/customers", description="B2B customer accounts")
 
+# The BFF relays its admins' (and a customer user's own read) here with its service token; no
+# other service reads or writes customers through these routes (docs/auth.md).
+BFF_ONLY = (BFF_CALLER,)
+
 CustomerPageSchema = page_schema(CustomerSchema, "CustomerPage")
 
 
 @blp.route("")
 class CustomerCollection(MethodView):
-    @requires("admin", "service")
+    @requires("admin", "service", callers=BFF_ONLY)
     @blp.arguments(CustomerInSchema)
     @blp.response(201, CustomerSchema)
     @problem_responses(blp, 409, s409="`duplicate_email`: a live customer has this email")
@@ -28,7 +33,7 @@ class CustomerCollection(MethodView):
         log_context(customer_id=created["id"])
         return created
 
-    @requires("admin", "service")
+    @requires("admin", "service", callers=BFF_ONLY)
     @blp.arguments(CustomerSearchQuerySchema, location="query")
     @blp.response(200, CustomerPageSchema)
     def get(self, query):
@@ -40,7 +45,7 @@ class CustomerCollection(MethodView):
 
 @blp.route(f"/{int_path('customer_id')}")
 class CustomerItem(MethodView):
-    @requires("admin", "customer", "service")
+    @requires("admin", "customer", "service", callers=BFF_ONLY)
     @blp.response(200, CustomerSchema)
     @problem_responses(blp, 404, s404="`not_found`: unknown, deleted, or another customer's record")
     def get(self, customer_id):
@@ -48,7 +53,7 @@ class CustomerItem(MethodView):
         log_context(customer_id=customer_id)
         return customers.get_customer(service_context(), current_principal(), customer_id)
 
-    @requires("admin", "service")
+    @requires("admin", "service", callers=BFF_ONLY)
     @blp.arguments(CustomerInSchema)
     @blp.response(200, CustomerSchema)
     @problem_responses(
@@ -63,7 +68,7 @@ class CustomerItem(MethodView):
         log_context(customer_id=customer_id)
         return customers.replace_customer(service_context(), customer_id, body)
 
-    @requires("admin", "service")
+    @requires("admin", "service", callers=BFF_ONLY)
     @blp.arguments(CustomerPatchSchema)
     @blp.response(200, CustomerSchema)
     @problem_responses(
@@ -78,7 +83,7 @@ class CustomerItem(MethodView):
         log_context(customer_id=customer_id)
         return customers.update_customer(service_context(), customer_id, body)
 
-    @requires("admin", "service")
+    @requires("admin", "service", callers=BFF_ONLY)
     @blp.response(204)
     @problem_responses(blp, 404, s404="`not_found`: unknown or already deleted customer")
     def delete(self, customer_id):

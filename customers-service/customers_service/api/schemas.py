@@ -62,3 +62,7 @@ class UserSchema(ma.Schema):
     customer_id = fields.Integer(allow_none=True)
     created_at = fields.String(metadata={"format": "date-time"})
     updated_at = fields.String(metadata={"format": "date-time"})
+
+
+class InternalLoginInSchema(LoginInSchema):
+    client_address = fields.IP(required=True, metadata={"description": "The client's IP address, as the BFF saw it"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import request
 from flask.views import MethodView
 
 from servicekit.contracts import LoginSchema
@@ -18,17 +19,32 @@ blp = Blueprint("users", __name__, description="Login users and authentication")
 class Login(MethodView):
     @blp.arguments(LoginInSchema)
     @blp.response(200, LoginSchema)
-    @problem_responses(blp, 401, s401="`invalid_credentials`: wrong username or password")
+    @problem_responses(
+        blp,
+        401,
+        429,
+        s401="`invalid_credentials`: wrong username or password",
+        s429="`too_many_attempts`: too many failed logins for this username or address (`Retry-After`)",
+    )
     def post(self, body):
-        """Exchange username and password for a user token"""
-        result = users.login(service_context(), username=body["username"], password=body["password"])
+        """Exchange username and password for a user token (throttled per username and per address)"""
+        # Direct callers are throttled by the address of the connection; the BFF, which has the
+        # client's own, passes it to POST /internal/login instead (docs/auth.md).
+        result = users.login(
+            service_context(),
+            username=body["username"],
+            password=body["password"],
+            client_address=request.remote_addr or "unknown",
+        )
         log_context(user_id=result["user"]["id"], customer_id=result["user"]["customer_id"])
         return result
 
 
 @blp.route("/users")
 class UserCollection(MethodView):
-    @requires("admin", "service")
+    # Admins only: no service relays user creation (docs/auth.md), so no service token may create
+    # a login, an admin's included.
+    @requires("admin")
     @blp.arguments(UserInSchema)
     @blp.response(201, UserSchema)
     @problem_responses(

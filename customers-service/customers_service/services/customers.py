@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from servicekit.auth import Principal
 from servicekit.db import is_duplicate_key, read, transaction
@@ -77,6 +77,12 @@ def get_customer(ctx: ServiceContext, principal: Principal, customer_id: int) ->
         return customer_to_dict(customer)
 
     return read(ctx.session_factory, work)
+
+
+def customer_gone(session_factory: sessionmaker[Session], customer_id: int) -> bool:
+    """Whether a customer user's token names a customer that is no longer live (soft-deleted;
+    tokens are only ever minted for customers that existed)."""
+    return read(session_factory, lambda session: repository.get_live_customer(session, customer_id) is None)
 
 
 def search_customers(ctx: ServiceContext, *, search: str | None, limit: int, cursor: str | None) -> dict[str, Any]:

@@ -20,3 +20,13 @@ def invalid_credentials() -> Problem:
         "Username or password is incorrect",
         headers={"WWW-Authenticate": 'Bearer realm="b2b-platform"'},
     )
+
+
+def too_many_attempts(retry_after_seconds: int) -> Problem:
+    """The same answer for a blocked username and a blocked address, existing or not."""
+    return Problem(
+        429,
+        "too_many_attempts",
+        "Too many failed logins; try again later",
+        headers={"Retry-After": str(retry_after_seconds)},
+    )

@@ -3,10 +3,17 @@
 Passwords are stored as argon2id hashes (salted, memory-hard; argon2-cffi's RFC 9106 profile)
 and rehashed on login when the parameters are raised. Unknown usernames cost the same as wrong
 passwords, so response times do not reveal which usernames exist.
+
+A login is three steps: count the attempt (the throttle, services/throttle.py; a 429 when it is
+blocked) and read the user, in one short transaction; check the password outside any
+transaction (argon2 takes tens of milliseconds and 64 MiB: no connection or row lock is held
+meanwhile); then, for the right password only, a second transaction writes a due rehash,
+takes the attempt back from the throttle and mints the token.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -22,6 +29,7 @@ from servicekit.timeutil import iso_utc, utcnow
 from .. import repository
 from ..config import Settings
 from ..models import User
+from . import throttle
 from .context import ServiceContext
 from .problems import duplicate_username, invalid_credentials
 
@@ -75,24 +83,51 @@ def add_user(session: Session, *, username: str, password: str, role: str, custo
     return user_to_dict(user)
 
 
-def login(ctx: ServiceContext, *, username: str, password: str) -> dict[str, Any]:
-    """A user token for the right username and password (a rehash, when due, is written)."""
-    return transaction(ctx.session_factory, lambda session: _login(session, ctx.settings, username, password))
+@dataclass(frozen=True)
+class _Candidate:
+    """What the password check needs of a user, read before it (no session is open during it)."""
+
+    id: int
+    password_hash: str
 
 
-def _login(session: Session, settings: Settings, username: str, password: str) -> dict[str, Any]:
-    user = repository.get_user_by_username(session, username.strip())
-    if user is None:
-        _verify_quietly(_DUMMY_HASH, password)
+def login(ctx: ServiceContext, *, username: str, password: str, client_address: str) -> dict[str, Any]:
+    """A user token for the right username and password, unless the username or the client
+    address is throttled (429); a rehash, when due, is written."""
+    username = username.strip()
+    keys = throttle.ThrottleKeys.of(username, client_address)
+    settings = ctx.settings
+
+    def count_and_read(session: Session) -> _Candidate | None:
+        throttle.count_attempt(session, settings.login_throttle, keys, utcnow())
+        user = repository.get_user_by_username(session, username)
+        return _Candidate(user.id, user.password_hash) if user is not None else None
+
+    candidate = transaction(ctx.session_factory, count_and_read)
+    if candidate is None:
+        _verify_quietly(_DUMMY_HASH, password)  # the same work as a wrong password
+    if candidate is None or not _verify_quietly(candidate.password_hash, password):
+        # Already counted; also sweep rows past their window (the same work whoever failed).
+        transaction(
+            ctx.session_factory, lambda session: throttle.forget_stale(session, settings.login_throttle, utcnow())
+        )
         raise invalid_credentials()
-    if not _verify_quietly(user.password_hash, password):
+    return transaction(ctx.session_factory, lambda session: _succeed(session, settings, candidate, password, keys))
+
+
+def _succeed(
+    session: Session, settings: Settings, candidate: _Candidate, password: str, keys: throttle.ThrottleKeys
+) -> dict[str, Any]:
+    user = repository.get_user_for_update(session, candidate.id)
+    # A soft-deleted customer's users can no longer log in (the attempt stays counted).
+    if user is None or (
+        user.customer_id is not None and repository.get_live_customer(session, user.customer_id) is None
+    ):
         raise invalid_credentials()
-    # A soft-deleted customer's users can no longer log in.
-    if user.customer_id is not None and repository.get_live_customer(session, user.customer_id) is None:
-        raise invalid_credentials()
-    if password_hasher.check_needs_rehash(user.password_hash):
+    if user.password_hash == candidate.password_hash and password_hasher.check_needs_rehash(user.password_hash):
         user.password_hash = password_hasher.hash(password)
         user.updated_at = utcnow()
+    throttle.succeeded(session, settings.login_throttle, keys, utcnow())
     ttl_seconds = settings.user_token_ttl_seconds
     token = mint_user_token(
         settings.user_jwt_keys, user_id=user.id, role=user.role, customer_id=user.customer_id, ttl_seconds=ttl_seconds

@@ -22,17 +22,18 @@ SERVICE_NAME = "orchestrator"
 class BffDependencies:
     verifier: TokenVerifier
     customers: ServiceClient
-    # Login forwards the user's credentials: no service token on that call.
-    customers_login: ServiceClient
     orders: ServiceClient
     placement: OrderPlacement
+    # The values CloudFront's origin header may carry; None when no origin secret is configured
+    # (local runs): then requests are taken whatever their headers (handler.py).
+    origin_secrets: frozenset[str] | None = None
 
 
 def build_dependencies(
     settings: Settings, *, sqs_client: Any = None, fetch_secret: Callable[[str], str] | None = None
 ) -> BffDependencies:
     verifier = TokenVerifier(
-        service_name=SERVICE_NAME, user_ring=settings.user_jwt_keys.key_ring(fetch_secret), service_ring=None
+        service_name=SERVICE_NAME, user_ring=settings.user_jwt_keys.key_ring(fetch_secret), service_keys=None
     )
     minter = service_minter(settings, SERVICE_NAME, fetch_secret)
     customers = customers_client(settings, minter)
@@ -47,9 +48,13 @@ def build_dependencies(
     return BffDependencies(
         verifier=verifier,
         customers=customers,
-        customers_login=customers_client(settings, None),
         orders=orders,
         placement=placement,
+        origin_secrets=(
+            settings.origin_verify_secret.origin_values(fetch_secret)
+            if settings.origin_verify_secret.configured
+            else None
+        ),
     )
 
 

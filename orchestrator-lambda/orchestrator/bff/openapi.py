@@ -154,7 +154,10 @@ OPERATIONS: tuple[Operation, ...] = (
         PUBLIC,
         body=LoginRequestSchema,
         response=LoginResponseSchema,
-        errors=((401, "`invalid_credentials`: wrong username or password"),),
+        errors=(
+            (401, "`invalid_credentials`: wrong username or password"),
+            (429, "`too_many_attempts`: too many failed logins for the username or from the address (`Retry-After`)"),
+        ),
     ),
     Operation("GET", "/products", "List products", "products", response=ProductPageSchema, query=PageQuerySchema),
     Operation("GET", "/products/{product_id}", "Get a product", "products", response=ProductSchema),

@@ -34,6 +34,7 @@ from ..clients import CUSTOMERS_SERVICE, ORDERS_SERVICE
 from ..downstream import Reply, problem_code, read_reply
 from ..observability import count, logger, note
 from ..payment_events import PaymentEventPublisher, PaymentRequested, PublishResult
+from .auth import customer_deleted
 from .idempotency import derive_key
 
 IN_FLIGHT = "idempotency_in_flight"
@@ -111,7 +112,10 @@ class OrderPlacement:
             customer = read_reply(
                 self.customers.request("GET", f"/internal/customers/{customer_id}"), CUSTOMERS_SERVICE
             ).body
-        except Problem:
+        except Problem as problem:
+            if problem.status == 404 and principal.is_customer_user:
+                # The token's own customer is gone: the token is refused, stored answer or not.
+                raise customer_deleted() from None
             # Gone or unreachable now; if this is a retry of a placement that succeeded, its answer stands.
             stored = self._stored_answer(answer_key, fingerprint, required=False)
             if stored is not None:

@@ -16,10 +16,18 @@ from servicekit.openapi import SWAGGER_UI_ASSETS, swagger_ui_asset
 from servicekit.problems import Problem
 
 from ..clients import CUSTOMERS_SERVICE, ORDERS_SERVICE
-from ..downstream import read_reply
+from ..downstream import problem_code, read_reply
 from ..observability import logger, note
 from .app import app, route
-from .auth import authenticate, customer_named_in_request, customer_owning, ensure_visible, require_admin
+from .auth import (
+    authenticate,
+    client_address,
+    customer_named_in_request,
+    customer_owning,
+    ensure_customer_exists,
+    ensure_visible,
+    require_admin,
+)
 from .dependencies import SERVICE_NAME, dependencies
 from .http import json_body, json_response, path_id, query_pairs, query_value, relay, route_not_found
 from .idempotency import client_key, default_correlation_id, derive_key, optional_client_key
@@ -33,6 +41,15 @@ def _event() -> APIGatewayProxyEventV2:
 
 def _user() -> Principal:
     return authenticate(_event().headers, dependencies().verifier)
+
+
+def _user_acting_for_a_customer() -> Principal:
+    """`_user()`, and for a customer user, its customer must still exist: a deleted customer's
+    token is refused wherever its `customer_id` is used (placement checks it itself)."""
+    principal = _user()
+    if principal.is_customer_user:
+        ensure_customer_exists(dependencies().customers, principal)
+    return principal
 
 
 def _admin() -> Principal:
@@ -91,9 +108,15 @@ def docs_asset(asset: str) -> Response:
 
 @route("POST", "/auth/login")
 def login() -> Response:
-    body = json_body(_event())
-    response = dependencies().customers_login.request("POST", "/auth/login", json=body)
-    return relay(response, CUSTOMERS_SERVICE, user_credentials=True)
+    """customers-service's login for the BFF: the credentials, and the client's address for its
+    throttle, vouched for by our service token (docs/auth.md)."""
+    body = {
+        **json_body(_event()),
+        "client_address": client_address(_event(), dependencies().origin_secrets is not None),
+    }
+    response = dependencies().customers.request("POST", "/internal/login", json=body)
+    # A 401 for the user's credentials is the user's answer; any other 401 refused our token.
+    return relay(response, CUSTOMERS_SERVICE, user_credentials=problem_code(response) == "invalid_credentials")
 
 
 # --- products ---------------------------------------------------------------------------------
@@ -150,14 +173,14 @@ def _cart_customer(principal: Principal) -> int:
 
 @route("GET", "/cart")
 def get_cart() -> Response:
-    customer = _cart_customer(_user())
+    customer = _cart_customer(_user_acting_for_a_customer())
     note(customer_id=customer)
     return relay(dependencies().orders.request("GET", "/cart", params={"customer_id": customer}), ORDERS_SERVICE)
 
 
 @route("PUT", "/cart/items/<product_id>")
 def put_cart_item(product_id: str) -> Response:
-    customer = _cart_customer(_user())
+    customer = _cart_customer(_user_acting_for_a_customer())
     product = path_id(_event(), product_id)
     body = json_body(_event())
     note(customer_id=customer)
@@ -169,7 +192,7 @@ def put_cart_item(product_id: str) -> Response:
 
 @route("DELETE", "/cart/items/<product_id>")
 def delete_cart_item(product_id: str) -> Response:
-    customer = _cart_customer(_user())
+    customer = _cart_customer(_user_acting_for_a_customer())
     product = path_id(_event(), product_id)
     note(customer_id=customer)
     response = dependencies().orders.request("DELETE", f"/cart/items/{product}", params={"customer_id": customer})
@@ -213,7 +236,7 @@ def checkout() -> Response:
 
 @route("GET", "/orders")
 def list_orders() -> Response:
-    principal = _user()
+    principal = _user_acting_for_a_customer()
     pairs = query_pairs(_event())
     if not principal.is_admin:
         own = customer_named_in_request(principal, int_query(query_value(_event(), "customer_id"), "customer_id"))
@@ -230,13 +253,13 @@ def _visible_order(principal: Principal, order_id: int) -> dict[str, Any]:
 
 @route("GET", "/orders/<order_id>")
 def get_order(order_id: str) -> Response:
-    principal = _user()
+    principal = _user_acting_for_a_customer()
     return json_response(_visible_order(principal, path_id(_event(), order_id)))
 
 
 @route("POST", "/orders/<order_id>/cancel")
 def cancel_order(order_id: str) -> Response:
-    principal = _user()
+    principal = _user_acting_for_a_customer()
     order = path_id(_event(), order_id)
     data = load(CancelOrderSchema(), json_body(_event(), required=False))
     key = client_key(_event().headers, data["idempotency_key"])
@@ -270,7 +293,7 @@ def list_customers() -> Response:
 
 @route("GET", "/customers/<customer_id>")
 def get_customer(customer_id: str) -> Response:
-    principal = _user()
+    principal = _user_acting_for_a_customer()
     customer = path_id(_event(), customer_id)
     ensure_visible(principal, customer, "customer", customer)
     return relay(dependencies().customers.request("GET", f"/customers/{customer}"), CUSTOMERS_SERVICE)

@@ -7,6 +7,7 @@ from flask.views import MethodView
 from servicekit.contracts import CartSchema
 from servicekit.web import Blueprint, current_principal, int_path, log_context, requires
 
+from ..config import BFF_CALLER
 from ..services import carts
 from .common import problem_responses, service_context
 from .schemas import CartItemPutSchema, CustomerQuerySchema
@@ -16,7 +17,7 @@ blp = Blueprint("carts", __name__, description="One open cart per customer; chec
 
 @blp.route("/cart")
 class Cart(MethodView):
-    @requires("admin", "customer", "service")
+    @requires("admin", "customer", "service", callers=(BFF_CALLER,))
     @blp.arguments(CustomerQuerySchema, location="query")
     @blp.response(200, CartSchema)
     @problem_responses(blp, 400, 401, 404)
@@ -29,7 +30,7 @@ class Cart(MethodView):
 
 @blp.route(f"/cart/items/{int_path('product_id')}")
 class CartItem(MethodView):
-    @requires("admin", "customer", "service")
+    @requires("admin", "customer", "service", callers=(BFF_CALLER,))
     @blp.arguments(CustomerQuerySchema, location="query")
     @blp.arguments(CartItemPutSchema)
     @blp.response(200, CartSchema)
@@ -42,7 +43,7 @@ class CartItem(MethodView):
         log_context(customer_id=cart["customer_id"])
         return cart
 
-    @requires("admin", "customer", "service")
+    @requires("admin", "customer", "service", callers=(BFF_CALLER,))
     @blp.arguments(CustomerQuerySchema, location="query")
     @blp.response(200, CartSchema)
     @problem_responses(blp, 400, 401, 404)

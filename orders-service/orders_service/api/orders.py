@@ -11,6 +11,7 @@ from flask.views import MethodView
 from servicekit.contracts import OrderSchema
 from servicekit.web import Blueprint, current_principal, int_path, log_context, requires
 
+from ..config import BFF_CALLER
 from ..services import orders
 from .common import (
     idempotency_key_parameters,
@@ -30,7 +31,7 @@ ORDER_CREATE_SCHEMA = OrderCreateSchema()
 
 @blp.route("/orders")
 class Orders(MethodView):
-    @requires("admin", "customer", "service")
+    @requires("admin", "customer", "service", callers=(BFF_CALLER,))
     @blp.arguments(OrderListQuerySchema, location="query")
     @blp.alt_response(200, schema=OrderPageSchema, success=True, description="Newest first")
     @problem_responses(blp, 400, 401, 403)
@@ -38,7 +39,7 @@ class Orders(MethodView):
         """List orders (customer users: their own)"""
         return orders.list_orders(service_context(), current_principal(), query)
 
-    @requires("admin", "customer", "service")
+    @requires("admin", "customer", "service", callers=(BFF_CALLER,))
     @blp.arguments(ORDER_CREATE_SCHEMA)
     @blp.doc(parameters=idempotency_key_parameters(required=False))
     @blp.alt_response(201, schema=OrderSchema, success=True, description="Created, stock reserved")
@@ -67,7 +68,7 @@ class Orders(MethodView):
 
 @blp.route(ORDER_PATH)
 class OrderById(MethodView):
-    @requires("admin", "customer", "service")
+    @requires("admin", "customer", "service", callers=(BFF_CALLER,))
     @blp.alt_response(200, schema=OrderSchema, success=True)
     @problem_responses(blp, 401, 404)
     def get(self, order_id):
@@ -80,7 +81,7 @@ class OrderById(MethodView):
 
 @blp.route(f"{ORDER_PATH}/confirm")
 class OrderConfirm(MethodView):
-    @requires("admin", "customer", "service")
+    @requires("admin", "customer", "service", callers=(BFF_CALLER,))
     @blp.doc(parameters=idempotency_key_parameters(required=True))
     @blp.alt_response(200, schema=OrderSchema, success=True, description="CONFIRMED, payment PENDING")
     @problem_responses(
@@ -104,7 +105,7 @@ class OrderConfirm(MethodView):
 
 @blp.route(f"{ORDER_PATH}/cancel")
 class OrderCancel(MethodView):
-    @requires("admin", "customer", "service")
+    @requires("admin", "customer", "service", callers=(BFF_CALLER,))
     @blp.doc(parameters=idempotency_key_parameters(required=False))
     @blp.alt_response(200, schema=OrderSchema, success=True, description="CANCELED, stock returned")
     @problem_responses(

@@ -25,7 +25,7 @@ PRODUCT_PATH = f"/products/{int_path('product_id')}"
 
 @blp.route("/products")
 class Products(MethodView):
-    @requires("admin", "customer", "service")
+    @requires("admin", "customer", "service", callers=(BFF_CALLER,))
     @blp.arguments(PageQuerySchema, location="query")
     @blp.response(200, ProductPageSchema)
     @problem_responses(blp, 400, 401)
@@ -44,7 +44,7 @@ class Products(MethodView):
 
 @blp.route(PRODUCT_PATH)
 class ProductById(MethodView):
-    @requires("admin", "customer", "service")
+    @requires("admin", "customer", "service", callers=(BFF_CALLER,))
     @blp.response(200, ProductSchema)
     @problem_responses(blp, 401, 404)
     def get(self, product_id):

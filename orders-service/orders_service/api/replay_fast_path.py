@@ -28,6 +28,7 @@ from servicekit.problems import Problem
 from servicekit.request_id import REQUEST_ID_HEADER, accept_or_new
 from servicekit.web import BIGINT_MAX, log_http_request
 
+from ..config import BFF_CALLER
 from ..services.idempotency import IdempotentRequest, ReplayCache
 from ..services.orders import CONFIRM_ROUTE
 from .common import REPLAYED_HEADER
@@ -36,6 +37,7 @@ from .common import REPLAYED_HEADER
 CONFIRM_RULE = f"/orders/<int(max={BIGINT_MAX}):order_id>/confirm"
 _CONFIRM_PATH = re.compile(r"/orders/([1-9][0-9]{0,18})/confirm")
 _ROLES = frozenset({"admin", "customer", "service"})  # the view's @requires
+_CALLERS = frozenset({BFF_CALLER})  # ... and its callers
 _STATUS_LINES = {200: "200 OK", 201: "201 Created"}
 
 WSGIApp = Callable[[dict[str, Any], Callable], Iterable[bytes]]
@@ -99,7 +101,7 @@ class ConfirmReplayFastPath:
             principal = self.verifier.verify(token)
         except InvalidToken:
             return None
-        if principal.role not in _ROLES or not self.verifier.may_call(principal):
+        if principal.role not in _ROLES or not self.verifier.may_call(principal, _CALLERS):
             return None
         request = IdempotentRequest.build(
             caller=principal.identity, route=CONFIRM_ROUTE, key=key, path_params={"order_id": order_id}, body={}

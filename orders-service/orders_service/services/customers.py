@@ -22,7 +22,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from servicekit.db import transaction
+from sqlalchemy.orm import Session, sessionmaker
+
+from servicekit.db import read, transaction
 from servicekit.http_client import DependencyUnavailable, ServiceClient
 from servicekit.logging import log_event
 from servicekit.problems import not_found
@@ -43,6 +45,12 @@ def record_deletion(ctx: ServiceContext, customer_id: int) -> dict[str, Any]:
     )
     ctx.customers.forget(customer_id)  # this worker; the others drop it when they meet the tombstone
     return {"customer_id": customer_id, "deleted_at": iso_utc(deleted_at)}
+
+
+def customer_gone(session_factory: sessionmaker[Session], customer_id: int) -> bool:
+    """Whether customers-service reported this customer deleted: its users' tokens are refused
+    (docs/auth.md). One primary-key read; asked only for customer users' own tokens."""
+    return read(session_factory, lambda session: repo.customer_deleted(session, customer_id))
 
 
 class CustomerDirectory:
