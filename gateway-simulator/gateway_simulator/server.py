@@ -44,6 +44,10 @@ class GatewayServer(ThreadingHTTPServer):
 
 class GatewayHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One write per response, and no Nagle: on a keep-alive connection, headers and body sent as
+    # two small writes make the second wait for the client's delayed ACK (~40 ms an answer).
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
     server_version = "gateway-simulator/1.0"
     timeout = 60  # an idle keep-alive connection is closed after this
     server: GatewayServer
@@ -122,6 +126,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
                 self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(answer.body)
+            self.wfile.flush()  # here, so a client that gave up is caught below
         except OSError:  # the client gave up (a timeout): the charge, if any, is in the ledger
             self.close_connection = True
 

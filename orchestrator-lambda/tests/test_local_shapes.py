@@ -150,3 +150,14 @@ def test_a_held_poller_receives_nothing_until_released():
         poller.stop()
         runner.join(timeout=5)
     assert not runner.is_alive()
+
+
+def test_the_local_http_servers_answer_in_one_write_without_nagle():
+    """Headers and body as two writes wait for the client's delayed ACK on keep-alive connections
+    (~40 ms an answer: `python -m bench.keepalive` measures it)."""
+    from gateway_simulator.server import GatewayHandler
+    from orchestrator.local.apigw_adapter import _RequestHandler
+
+    for handler in (_RequestHandler, GatewayHandler):
+        assert handler.disable_nagle_algorithm is True, handler
+        assert handler.wbufsize > 0, handler  # buffered: end_headers() does not send on its own
