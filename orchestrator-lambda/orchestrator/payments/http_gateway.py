@@ -65,6 +65,7 @@ class HttpPaymentGateway:
         self.clock = clock
         self.sleep = sleep
         self.session = session or requests.Session()
+        self.session.trust_env = False  # no proxy lookups in the environment per call (servicekit.http_client)
         # Our own retries only (each with the same key); urllib3 must not retry behind our back.
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=10, max_retries=0)
         self.session.mount("http://", adapter)
