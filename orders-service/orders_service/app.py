@@ -8,11 +8,12 @@ from servicekit.auth import ServiceTokenMinter, TokenVerifier
 from servicekit.db import make_engine, make_session_factory, ping
 from servicekit.http_client import ServiceClient
 from servicekit.logging import configure_logging
+from servicekit.replay import ReplayMiddleware
 from servicekit.web import create_service_app
 
 from .api import carts, internal, orders, products
 from .api.common import CONTEXT_KEY
-from .api.replay_fast_path import ConfirmReplayFastPath
+from .api.replays import REPLAY_ROUTES
 from .config import CALLERS, CUSTOMERS_SERVICE_NAME, SERVICE_NAME, Settings, ensure_sqlite_directory
 from .services.context import ServiceContext
 from .services.customers import CustomerDirectory, customer_gone
@@ -77,6 +78,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["orders_service.engine"] = engine
     for module in (products, carts, orders, internal):
         api.register_blueprint(module.blp)
-    # Retries of a confirm this process already replayed are answered before Flask routes them.
-    app.wsgi_app = ConfirmReplayFastPath(app.wsgi_app, verifier=verifier, replays=context.replays)
+    # Retries of keyed writes this process already replayed are answered before Flask routes them.
+    app.wsgi_app = ReplayMiddleware(app.wsgi_app, verifier=verifier, replays=context.replays, routes=REPLAY_ROUTES)
     return app

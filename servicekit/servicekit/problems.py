@@ -175,3 +175,7 @@ def database_busy() -> Problem:
         "The database stayed locked through every retry, try again shortly",
         headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
     )
+
+
+def idempotency_key_mismatch() -> Problem:
+    return Problem(422, "idempotency_key_mismatch", "This Idempotency-Key was already used with a different request")

@@ -251,6 +251,9 @@ def requires(*roles: str, callers: Collection[str] | None = None) -> Callable:
                 raise forbidden(f"Service {principal.subject!r} may not call this endpoint")
             return view(*args, **kwargs)
 
+        # What the route accepts, for whatever answers it without Flask (servicekit.replay).
+        wrapper.accepted_roles = allowed  # type: ignore[attr-defined]
+        wrapper.accepted_callers = allowed_callers or frozenset()  # type: ignore[attr-defined]
         return SmorestBlueprint.doc(security=BEARER_SECURITY)(wrapper)
 
     return decorator

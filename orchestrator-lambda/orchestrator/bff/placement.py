@@ -28,7 +28,7 @@ import requests
 from servicekit.auth import Principal
 from servicekit.deadline import capped, has_time_for
 from servicekit.http_client import ServiceClient
-from servicekit.problems import Problem
+from servicekit.problems import Problem, idempotency_key_mismatch
 
 from ..clients import CUSTOMERS_SERVICE, ORDERS_SERVICE
 from ..downstream import Reply, problem_code, read_reply
@@ -53,10 +53,6 @@ class Answer:
 def request_fingerprint(flow: str, order_request: Mapping[str, Any]) -> str:
     canonical = orjson.dumps({"flow": flow, "request": order_request}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
-
-
-def key_reused_for_another_request() -> Problem:
-    return Problem(422, "idempotency_key_mismatch", "This Idempotency-Key was already used with a different request")
 
 
 @dataclass(frozen=True)
@@ -164,7 +160,7 @@ class OrderPlacement:
             logger.warning("stored_answer_unreadable", extra={"answer_key": answer_key})
             return None
         if stored.get("fingerprint") != fingerprint:
-            raise key_reused_for_another_request()
+            raise idempotency_key_mismatch()
         count("OrderPlacementsReplayed")
         return Answer(stored["body"], replayed=True)
 
@@ -181,7 +177,7 @@ class OrderPlacement:
             stored = read_reply(response, ORDERS_SERVICE).body
         except Problem as exc:
             if exc.status == 422:
-                raise key_reused_for_another_request() from None
+                raise idempotency_key_mismatch() from None
             logger.warning("answer_not_stored", extra={"reason": exc.code})
             return Answer(body, placed.replayed)
         if stored.get("replayed"):

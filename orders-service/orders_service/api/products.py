@@ -21,6 +21,7 @@ from .schemas import ProductCreateSchema, ProductPageSchema, ProductUpdateSchema
 blp = Blueprint("products", __name__, description="Catalogue and stock (writes: admin)")
 
 PRODUCT_PATH = f"/products/{int_path('product_id')}"
+RESTOCK_SCHEMA = RestockSchema()
 
 
 @blp.route("/products")
@@ -64,7 +65,7 @@ class ProductById(MethodView):
 class ProductRestock(MethodView):
     @requires("admin", "service", callers=(BFF_CALLER,))
     @blp.doc(parameters=idempotency_key_parameters(required=False))
-    @blp.arguments(RestockSchema)
+    @blp.arguments(RESTOCK_SCHEMA)
     @blp.alt_response(200, schema=ProductSchema, success=True)
     @problem_responses(blp, 400, 401, 403, 404, 409, 422, s409="`idempotency_in_flight`")
     def post(self, body, product_id):

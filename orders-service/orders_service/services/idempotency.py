@@ -12,18 +12,13 @@ One transaction per attempt:
 `replay_if_stored` is the same read done before any work, so a replay needs nothing but the
 database (no downstream call, no locks).
 
-`ReplayCache` keeps, per process, the completed responses this process has replayed: a stored
-response never changes while its key lives (it is written once, in the transaction that made
-the change, and only expired keys are purged), so answering a retry from memory until the key's
-`expires_at` is exactly what the database would answer, without a round trip.
+`ReplayCache` (servicekit.idempotency) keeps, per process, the completed responses this process
+has replayed; servicekit.replay answers retries from it before the web framework does.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -32,107 +27,17 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from servicekit.db import MYSQL_LOCK_WAIT_TIMEOUT, is_duplicate_key, mysql_error_code, read, transaction
+from servicekit.idempotency import IdempotentRequest, Outcome, ReplayCache
 from servicekit.limits import IDEMPOTENCY_KEY_MAX
 from servicekit.timeutil import utcnow
 
 from .. import repository as repo
 from .problems import idempotency_in_flight, idempotency_key_mismatch
 
+__all__ = ["IdempotentRequest", "Outcome", "ReplayCache", "replay_if_stored", "run_once", "purge_expired"]
+
 MAX_KEY_LENGTH = IDEMPOTENCY_KEY_MAX
 PURGE_BATCH_SIZE = 1000
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class IdempotentRequest:
-    """One request guarded by a key: its scope (who, which route, which key) and fingerprint."""
-
-    caller: str  # Principal.identity, e.g. "service:orchestrator"
-    route: str  # method + route template, e.g. "POST /orders/{order_id}/confirm"
-    key: str
-    fingerprint: str  # sha256 of canonical JSON of path params + validated body
-    scope_hash: str
-
-    @classmethod
-    def build(
-        cls, *, caller: str, route: str, key: str, path_params: Mapping[str, Any], body: Any
-    ) -> IdempotentRequest:
-        canonical = orjson.dumps({"path": path_params, "body": body}, option=orjson.OPT_SORT_KEYS, default=str)
-        return cls.with_fingerprint(caller=caller, route=route, key=key, fingerprint=_sha256(canonical))
-
-    @classmethod
-    def for_key(
-        cls, key: str | None, *, caller: str, route: str, path_params: Mapping[str, Any], body: Any
-    ) -> IdempotentRequest | None:
-        """`build`, or None when the request has no key (an endpoint where the key is optional)."""
-        if key is None:
-            return None
-        return cls.build(caller=caller, route=route, key=key, path_params=path_params, body=body)
-
-    @classmethod
-    def with_fingerprint(cls, *, caller: str, route: str, key: str, fingerprint: str) -> IdempotentRequest:
-        """A request whose fingerprint the caller computed (a response it stores for itself)."""
-        return cls(
-            caller=caller,
-            route=route,
-            key=key,
-            fingerprint=fingerprint,
-            scope_hash=_sha256("\n".join((caller, route, key)).encode()),
-        )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A response of a guarded endpoint: fresh, or replayed from the key's stored response."""
-
-    status: int
-    body: Any
-    replayed: bool = False
-
-
-class ReplayCache:
-    """Completed responses of keys this process has replayed, until each key expires.
-
-    Filled only from replays (a key retried once tends to be retried again), so a first
-    request costs nothing extra. Bounded: the oldest entries go first when it is full.
-    """
-
-    def __init__(self, max_entries: int = 20_000) -> None:
-        self.max_entries = max_entries
-        self._entries: dict[str, tuple[str, Outcome, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, request: IdempotentRequest | None) -> Outcome | None:
-        """The replay for `request` (422 if the key was used for another request), or None."""
-        if request is None or self.max_entries <= 0:
-            return None
-        entry = self._entries.get(request.scope_hash)
-        if entry is None:
-            return None
-        fingerprint, outcome, expires_at = entry
-        if expires_at <= utcnow():
-            with self._lock:
-                self._entries.pop(request.scope_hash, None)
-            return None
-        if fingerprint != request.fingerprint:
-            raise idempotency_key_mismatch()
-        return outcome
-
-    def put(self, request: IdempotentRequest, outcome: Outcome, expires_at: Any) -> None:
-        if self.max_entries <= 0:
-            return
-        with self._lock:
-            if len(self._entries) >= self.max_entries:
-                for scope_hash in list(self._entries)[: max(1, self.max_entries // 10)]:
-                    del self._entries[scope_hash]
-            self._entries[request.scope_hash] = (request.fingerprint, outcome, expires_at)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
 
 def replay_if_stored(

@@ -204,7 +204,9 @@ def cancel_order(
             raise invalid_state_transition(order, "cancel")
         return Outcome(200, release_reservation(session, order, CANCEL_REASON_REQUESTED, now))
 
-    return idempotency.run_once(ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds)
+    return idempotency.run_once(
+        ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
+    )
 
 
 def release_reservation(session: Session, order: Row, reason: str, now, **changes: Any) -> dict[str, Any]:

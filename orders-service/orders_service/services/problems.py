@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from servicekit.problems import Problem, conflict, not_found
+from servicekit.problems import Problem, conflict, idempotency_key_mismatch, not_found
+
+__all__ = ["idempotency_key_mismatch"]  # shared with the BFF: servicekit.problems
 
 
 def insufficient_stock(product_id: int, requested: int, available: int) -> Problem:
@@ -67,12 +69,4 @@ def idempotency_in_flight() -> Problem:
         "idempotency_in_flight",
         "A request with this Idempotency-Key is still being processed; retry shortly",
         headers={"Retry-After": "1"},
-    )
-
-
-def idempotency_key_mismatch() -> Problem:
-    return Problem(
-        422,
-        "idempotency_key_mismatch",
-        "This Idempotency-Key was already used with a different request",
     )

@@ -89,4 +89,6 @@ def restock_product(
             raise not_found("product", product_id)
         return Outcome(200, product_view(repo.get_product(session, product_id)))
 
-    return idempotency.run_once(ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds)
+    return idempotency.run_once(
+        ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
+    )
