@@ -12,10 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from customers_server import customers_server
 from sqlalchemy import create_engine, text
 
 from customers_service.cli import migrate
-from servicekit.testing import ADMIN_URL, ServerProcess, ThrowawayDatabase
+from servicekit.testing import ADMIN_URL, ThrowawayDatabase
 
 PASSWORD = "outage-password-1"
 
@@ -30,18 +31,8 @@ def outage_database():
 
 @pytest.fixture(scope="module")
 def server(outage_database, key_ring_values, orders, tmp_path_factory):
-    process = ServerProcess(
-        "customers_service.wsgi:app",
-        env={
-            "DATABASE_URL": outage_database.url,
-            "APP_ENV": "test",
-            "ORDERS_API_URL": orders.base_url,
-            "SERVICE_NAME": "customers-service",
-            **key_ring_values,
-        },
-        workers=2,
-        threads=4,
-        log_path=tmp_path_factory.mktemp("outage-logs") / "customers.log",
+    process = customers_server(
+        outage_database.url, key_ring_values, orders.base_url, tmp_path_factory.mktemp("outage-logs") / "customers.log"
     )
     yield process
     process.stop()

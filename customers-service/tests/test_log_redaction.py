@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 import requests
 from argon2 import PasswordHasher
+from customers_server import customers_server
 from sqlalchemy import create_engine, text
 
-from servicekit.testing import ADMIN_URL, ServerProcess
+from servicekit.testing import ADMIN_URL
 from servicekit.timeutil import utcnow
 
 PASSWORD = "rehash-me-please-1"
@@ -21,19 +22,14 @@ OLD_HASH = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash
 
 @pytest.fixture
 def server(database, key_ring_values, orders, tmp_path):
-    process = ServerProcess(
-        "customers_service.wsgi:app",
-        env={
-            "DATABASE_URL": database.url,
-            "APP_ENV": "test",
-            "ORDERS_API_URL": orders.base_url,
-            "SERVICE_NAME": "customers-service",
-            "LOG_LEVEL": "DEBUG",  # everything that is ever logged
-            **key_ring_values,
-        },
+    process = customers_server(
+        database.url,
+        key_ring_values,
+        orders.base_url,
+        tmp_path / "customers.log",
         workers=1,
         threads=2,
-        log_path=tmp_path / "customers.log",
+        LOG_LEVEL="DEBUG",  # everything that is ever logged
     )
     yield process
     process.stop()

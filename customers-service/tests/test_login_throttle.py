@@ -10,11 +10,11 @@ from datetime import timedelta
 
 import pytest
 import requests
+from customers_server import customers_server
 from sqlalchemy import text
 
 from customers_service.config import LoginThrottleSettings
 from customers_service.services.throttle import backoff_seconds
-from servicekit.testing import ServerProcess
 from servicekit.timeutil import utcnow
 
 from conftest import assert_problem, bearer
@@ -177,19 +177,7 @@ def test_only_the_bff_may_name_a_client_address(client, tokens, user):
 
 @pytest.fixture
 def server(database, key_ring_values, orders, tmp_path):
-    process = ServerProcess(
-        "customers_service.wsgi:app",
-        env={
-            "DATABASE_URL": database.url,
-            "APP_ENV": "test",
-            "ORDERS_API_URL": orders.base_url,
-            "SERVICE_NAME": "customers-service",
-            **key_ring_values,
-        },
-        workers=2,
-        threads=4,
-        log_path=tmp_path / "customers.log",
-    )
+    process = customers_server(database.url, key_ring_values, orders.base_url, tmp_path / "customers.log")
     yield process
     process.stop()
 

@@ -9,7 +9,7 @@ from servicekit.web import Blueprint, current_principal, int_path, log_context, 
 
 from ..config import BFF_CALLER, ORDERS_SERVICE_NAME
 from ..services import customers, users
-from .common import service_context
+from .common import login_problems, service_context
 from .schemas import InternalLoginInSchema
 
 blp = Blueprint("internal", __name__, url_prefix="/internal", description="Service-to-service endpoints")
@@ -31,13 +31,7 @@ class InternalLogin(MethodView):
     @requires("service", callers=(BFF_CALLER,))
     @blp.arguments(InternalLoginInSchema)
     @blp.response(200, LoginSchema)
-    @problem_responses(
-        blp,
-        401,
-        429,
-        s401="`invalid_credentials`: wrong username or password",
-        s429="`too_many_attempts`: too many failed logins for this username or address (`Retry-After`)",
-    )
+    @login_problems(blp)
     def post(self, body):
         """The BFF's login: a user's credentials and the client address API Gateway saw
 

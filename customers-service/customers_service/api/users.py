@@ -9,7 +9,7 @@ from servicekit.contracts import LoginSchema
 from servicekit.web import Blueprint, log_context, problem_responses, requires
 
 from ..services import users
-from .common import service_context
+from .common import login_problems, service_context
 from .schemas import LoginInSchema, UserInSchema, UserSchema
 
 blp = Blueprint("users", __name__, description="Login users and authentication")
@@ -19,13 +19,7 @@ blp = Blueprint("users", __name__, description="Login users and authentication")
 class Login(MethodView):
     @blp.arguments(LoginInSchema)
     @blp.response(200, LoginSchema)
-    @problem_responses(
-        blp,
-        401,
-        429,
-        s401="`invalid_credentials`: wrong username or password",
-        s429="`too_many_attempts`: too many failed logins for this username or address (`Retry-After`)",
-    )
+    @login_problems(blp)
     def post(self, body):
         """Exchange username and password for a user token (throttled per username and per address)"""
         # Direct callers are throttled by the address of the connection; the BFF, which has the
