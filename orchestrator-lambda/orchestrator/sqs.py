@@ -4,7 +4,9 @@ botocore's own retries are switched off so the retry budget is exactly `SQS_SEND
 with our backoff: the BFF sends inside an API request and must know its worst case. Inside a
 time budget (`servicekit.deadline`) an attempt starts only if its worst case (the client's
 connect + read timeouts) still fits.
-The endpoint comes from boto3's own `AWS_ENDPOINT_URL_SQS` (moto locally), never from code.
+The endpoint comes from botocore's own `AWS_ENDPOINT_URL_SQS` (moto locally), never from code.
+The client is botocore's, without boto3: boto3's session also imports s3transfer and its
+resource machinery, ~50 ms of a cold start for nothing we use (docs/adr/0008-lambda-cold-start.md).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -33,7 +35,7 @@ def make_sqs_client(settings: Settings, **overrides: Any) -> Any:
         read_timeout=settings.sqs_timeout_seconds,
         retries={"total_max_attempts": 1, "mode": "standard"},
     )
-    return boto3.client("sqs", config=config, **overrides)
+    return botocore.session.get_session().create_client("sqs", config=config, **overrides)
 
 
 def string_attributes(**values: str | None) -> dict[str, dict[str, str]]:

@@ -6,7 +6,8 @@ import re
 
 from orchestrator.bff import handler as bff_handler
 from orchestrator.bff.app import _templates
-from orchestrator.bff.openapi import OPERATIONS, resolver_template
+from orchestrator.bff.http import resolver_template
+from orchestrator.bff.openapi import OPERATIONS
 from orchestrator.local.apigw_adapter import build_event, http_answer
 from orchestrator.local.lambda_context import LocalLambdaContext
 

@@ -26,7 +26,7 @@ from servicekit.request_id import REQUEST_ID_HEADER, accept_or_new
 
 from ..budget import invocation_budget
 from ..config import get_settings
-from ..observability import count, logger, metrics, noted, request_scope, tracer
+from ..observability import count, logger, metrics, noted, request_scope
 from . import routes  # noqa: F401  (registers the routes on `app`)
 from .app import app
 from .dependencies import dependencies
@@ -86,7 +86,6 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(event, context)

@@ -51,11 +51,11 @@ from servicekit.openapi import (
     swagger_ui_page,
 )
 
+from .http import DOCS_ASSETS_PATH
 from .validation import CancelOrderSchema, CheckoutSchema, CreateAndConfirmOrderSchema
 
 TITLE = "B2B order platform API (BFF)"
 VERSION = "1.0.0"
-DOCS_ASSETS_PATH = "/docs/assets"
 DESCRIPTION = (
     "One base URL for B2B clients: login, catalogue, cart, checkout, orders, and admin routes. "
     "Bearer user token (from `POST /auth/login`) on everything but login, health and docs. "
@@ -411,11 +411,6 @@ def _path_names(path: str) -> list[str]:
 def _operation_id(op: Operation) -> str:
     words = [part.strip("{}").replace(".", "_").replace("-", "_") for part in op.path.split("/") if part]
     return "_".join([op.method.lower(), *words]) or op.method.lower()
-
-
-def resolver_template(path: str) -> str:
-    """`/orders/{order_id}` → `/orders/<order_id>` (the resolver's spelling)."""
-    return path.replace("{", "<").replace("}", ">")
 
 
 @cache
