@@ -8,8 +8,8 @@ Each function carries only what it needs (docs/adr/0008-lambda-cold-start.md), s
   payments or sweeper package;
 - botocore carries a service model other than those the functions call;
 - a module has no compiled bytecode, or bytecode Python would re-check against its source;
-- a handler, or what a function imports on first use (the BFF's OpenAPI document, Secrets
-  Manager and SSM clients for its secrets), fails to load from the package and the layer alone.
+- a handler, or what a function imports on first use (the BFF's OpenAPI document, the Secrets
+  Manager and SSM clients that fetch its secrets in AWS), fails to load from the package and the layer alone.
 Each function is imported in a fresh interpreter, so one package cannot lend another a module.
 Standard library only: it runs before anything is installed.
 """
@@ -31,17 +31,17 @@ NEVER = {
     "alembic", "flask_smorest", "webargs", "tests", "bin",
 }  # fmt: skip
 BFF_ONLY = {"marshmallow", "apispec", "flask_swagger_ui"}
-BOTOCORE_SERVICES = {"sqs", "secretsmanager", "ssm"}
+# SQS is one signed POST (orchestrator/sqs.py); the secrets come through Powertools' boto3 clients.
+BOTOCORE_SERVICES = {"secretsmanager", "ssm"}
 SERVER_ONLY_SERVICEKIT = {"web.py", "db.py", "dbtypes.py", "dbusers.py", "gunicorn_conf.py", "testing.py"}
 PYC_FLAGS_UNCHECKED_HASH = 0b01  # PEP 552: hash-based, source not checked
 
 # What each function loads on first use, beyond its handler module.
 FIRST_USE = """
-import botocore.session
+import boto3
 from aws_lambda_powertools.utilities import parameters  # noqa: F401  (its secrets in AWS)
-session = botocore.session.get_session()
-for service in ("sqs", "secretsmanager", "ssm"):
-    session.create_client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+for service in ("secretsmanager", "ssm"):
+    boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
 """
 BFF_FIRST_USE = """
 from orchestrator.bff.openapi import openapi_document, swagger_ui_html

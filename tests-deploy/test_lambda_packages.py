@@ -89,7 +89,7 @@ def test_the_package_check_refuses_a_package_with_an_extra_dependency(tmp_path):
     layer = build / "ServiceKitLayer" / "python" / "servicekit"
     layer.mkdir(parents=True)
     for name in ("OrchestratorFunction", "PaymentsFunction", "SweeperFunction"):
-        for service in ("sqs", "secretsmanager", "ssm"):
+        for service in ("secretsmanager", "ssm"):
             (build / name / "botocore" / "data" / service).mkdir(parents=True)
     (build / "PaymentsFunction" / "flask").mkdir()
     (build / "SweeperFunction" / "module.py").write_text("x = 1\n")

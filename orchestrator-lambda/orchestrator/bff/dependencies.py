@@ -12,7 +12,7 @@ from servicekit.http_client import ServiceClient
 from ..clients import customers_client, orders_client, service_minter
 from ..config import Settings, get_settings
 from ..payment_events import PaymentEventPublisher
-from ..sqs import ClientInBackground, SqsSender, make_sqs_client, sqs_attempt_seconds
+from ..sqs import SqsSender, make_sqs_client
 from .placement import OrderPlacement
 
 SERVICE_NAME = "orchestrator"
@@ -27,8 +27,6 @@ class BffDependencies:
     # The values CloudFront's origin header may carry; None when no origin secret is configured
     # (local runs): then requests are taken whatever their headers (invocation.py).
     origin_secrets: frozenset[str] | None = None
-    # The payment events' SQS client (a `ClientInBackground` until first used).
-    sqs: Any = None
 
 
 def build_dependencies(
@@ -40,9 +38,7 @@ def build_dependencies(
     minter = service_minter(settings, SERVICE_NAME, fetch_secret)
     customers = customers_client(settings, minter)
     orders = orders_client(settings, minter)
-    # Made beside the first request's downstream calls, not before them (a cold start's largest step).
-    client = sqs_client or ClientInBackground(lambda: make_sqs_client(settings))
-    sender = SqsSender(client, max_retries=settings.sqs_send_max_retries, attempt_seconds=sqs_attempt_seconds(settings))
+    sender = SqsSender(sqs_client or make_sqs_client(settings), max_retries=settings.sqs_send_max_retries)
     placement = OrderPlacement(
         customers=customers,
         orders=orders,
@@ -54,7 +50,6 @@ def build_dependencies(
         customers=customers,
         orders=orders,
         placement=placement,
-        sqs=client,
         origin_secrets=(
             settings.origin_verify_secret.origin_values(fetch_secret)
             if settings.origin_verify_secret.configured

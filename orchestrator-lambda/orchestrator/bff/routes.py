@@ -17,7 +17,6 @@ from servicekit.problems import Problem
 from ..clients import CUSTOMERS_SERVICE, ORDERS_SERVICE
 from ..downstream import problem_code, read_reply
 from ..observability import logger, note
-from ..sqs import ClientInBackground
 from .app import app, route
 from .auth import (
     authenticate,
@@ -79,9 +78,7 @@ def health() -> Response:
 def ready() -> Response:
     """Ready once configuration and secrets load (the services report their own readiness)."""
     try:
-        sqs = dependencies().sqs
-        if isinstance(sqs, ClientInBackground):
-            sqs.client()  # made, or its error
+        dependencies()
     except Exception as exc:
         logger.error("not_ready", extra={"error": f"{type(exc).__name__}: {exc}"})
         raise Problem(
