@@ -273,3 +273,30 @@ def test_the_signed_client_refuses_an_answer_whose_md5_is_not_the_bodys(queues, 
     client = make_sqs_client(load_settings(dict(os.environ)), session=WrongMd5())
     with pytest.raises(SqsRequestFailed, match="MD5"):
         client.send_message(QueueUrl=queues.queue_url, MessageBody="x")
+
+
+def test_the_poller_runs_concurrent_batches_each_in_its_own_environment(sqs, queues, tmp_path):
+    """`--concurrency 2`: two batches of one message are handled at the same time, in two processes
+    other than the poller's (with one lane the first batch would wait alone for 10 s)."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    for n in range(2):
+        send(sqs, queues.queue_url, f'{{"n": {n}}}', request_id=f"req-{n}")
+    command = [
+        sys.executable, "-m", "orchestrator.local.sqs_poller", "--queue-url", queues.queue_url,
+        "--batch-size", "1", "--concurrency", "2", "--handler", "tests.poller_probe.lambda_handler",
+    ]  # fmt: skip
+    env = {**os.environ, "PROBE_DIR": str(marks), "PROBE_EXPECTED": "2"}
+    poller = subprocess.Popen(command, cwd=REPO / "orchestrator-lambda", env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and [p.read_text() for p in marks.iterdir()].count("together") < 2:
+            time.sleep(0.1)
+    finally:
+        poller.send_signal(signal.SIGTERM)
+        output, _ = poller.communicate(timeout=30)
+    states = {p.name.split("-")[0]: p.read_text() for p in marks.iterdir()}
+    assert sorted(states.values()) == ["together", "together"], output[-2000:]
+    assert len(states) == 2 and str(poller.pid) not in states
+    assert poller.returncode == 0
+    assert drain(sqs, queues.queue_url) == []  # both handled and deleted
