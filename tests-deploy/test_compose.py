@@ -548,7 +548,7 @@ def test_orchestrator_runners_are_configured_for_the_compose_network(compose, pr
         ("payments", {"PAYMENT_GATEWAY_API_KEY": None}, "PAYMENT_GATEWAY_API_KEY"),
         ("payment-gateway", {"PAYMENT_GATEWAY_API_KEY": None}, "PAYMENT_GATEWAY_API_KEY"),
         ("payment-gateway", {"PAYMENT_SIMULATION_MODE": "sometimes"}, "PAYMENT_SIMULATION_MODE"),
-        ("sweeper", {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}, "network"),
+        ("sweeper", {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}, "AWS_ACCESS_KEY_ID"),
     ],
 )
 def test_probe_fails_when_the_environment_is_incomplete(compose, tmp_path, service, change, expected):

@@ -28,6 +28,7 @@ import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
+from servicekit.config import ConfigError
 from servicekit.deadline import capped, has_time_for
 
 from .config import Settings
@@ -53,7 +54,7 @@ class EnvironmentCredentials:
     def from_environment(cls, environ: Mapping[str, str]) -> EnvironmentCredentials:
         access_key, secret_key = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
         if not access_key or not secret_key:
-            raise SqsRequestFailed("no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
+            raise ConfigError("no AWS credentials in the environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
         return cls(access_key, secret_key, environ.get("AWS_SESSION_TOKEN") or None)
 
 
@@ -77,6 +78,7 @@ class SqsClient:
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.session = session or requests.Session()
         self.session.trust_env = False  # no proxy lookups per call (the endpoint is fixed)
+        EnvironmentCredentials.from_environment(self.environ)  # a function without them fails at start
 
     def send_message(
         self, *, QueueUrl: str, MessageBody: str, MessageAttributes: Mapping[str, Mapping[str, Any]] | None = None

@@ -97,6 +97,9 @@ def environ(key_rings: dict[str, str], customers: StubService, orders: StubServi
         "DOWNSTREAM_RETRIES": "1",
         "SQS_SEND_MAX_RETRIES": "2",
         "IDEMPOTENCY_IN_FLIGHT_MAX_WAIT_SECONDS": "3",
+        # Every Lambda environment has credentials; these reach nothing (no SQS endpoint is set).
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
     }
 
 
