@@ -129,6 +129,12 @@ INSERT_IDEMPOTENCY_KEY = Statement(
     "created_at, expires_at) VALUES (:scope_hash, :caller, :route, :idempotency_key, :request_fingerprint, "
     ":created_at, :expires_at)"
 )
+# The claim and the stored response in one statement: for a unit of work that stores its key last.
+INSERT_COMPLETED_IDEMPOTENCY_KEY = Statement(
+    "INSERT INTO idempotency_keys (scope_hash, caller, route, idempotency_key, request_fingerprint, "
+    "response_status, response_body, created_at, expires_at) VALUES (:scope_hash, :caller, :route, "
+    ":idempotency_key, :request_fingerprint, :response_status, :response_body, :created_at, :expires_at)"
+)
 STORE_IDEMPOTENT_RESPONSE = Statement(
     "UPDATE idempotency_keys SET response_status = :status, response_body = :body WHERE id = :key_id"
 )
@@ -526,8 +532,10 @@ def insert_idempotency_key(
     fingerprint: str,
     now: datetime,
     expires_at: datetime,
+    response: tuple[int, str] | None = None,
 ) -> int:
-    params = {
+    """The key's row: a claim (no response yet), or with `response` (status, body) a completed one."""
+    params: dict[str, Any] = {
         "scope_hash": scope_hash,
         "caller": caller,
         "route": route,
@@ -536,7 +544,10 @@ def insert_idempotency_key(
         "created_at": now,
         "expires_at": expires_at,
     }
-    return int(run(session, INSERT_IDEMPOTENCY_KEY, params).lastrowid)
+    if response is None:
+        return int(run(session, INSERT_IDEMPOTENCY_KEY, params).lastrowid)
+    params["response_status"], params["response_body"] = response
+    return int(run(session, INSERT_COMPLETED_IDEMPOTENCY_KEY, params).lastrowid)
 
 
 def store_idempotent_response(session: Session, key_id: int, status: int, body: str) -> None:

@@ -225,8 +225,14 @@ def confirm_order(ctx: ServiceContext, principal: Principal, order_id: int, idem
         repo.set_order_fields(session, order_id, now, **changes)
         return Outcome(200, order_view(order, items, **changes, updated_at=now))
 
+    # The order's lock comes first and serialises twins: the key is stored last, with the answer.
     return idempotency.run_once(
-        ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
+        ctx.session_factory,
+        request,
+        work,
+        ttl_seconds=ctx.settings.idempotency_ttl_seconds,
+        cache=ctx.replays,
+        claim_last=True,
     )
 
 
