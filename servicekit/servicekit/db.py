@@ -5,8 +5,8 @@
   a URL's own driver (`mysql+pymysql://`) does not: the URL names the database, the process
   chooses the driver (`mysql_url`). READ COMMITTED (no gap locks, so fewer deadlocks between
   concurrent reservations), utf8mb4, a short lock wait so a stuck lock becomes a clear error
-  instead of a hung request. The C driver blocks while it waits for the server, so a process
-  using it serves requests on threads, not gevent greenlets (servicekit.gunicorn_conf).
+  instead of a hung request. The C driver blocks while it waits for the server; under gevent
+  (orders-service's worker) its statements wait on gevent's hub instead (`_connect_cooperatively`).
 - SQLite (the `make run` default when no database is configured): every transaction starts
   with `BEGIN IMMEDIATE`, which takes the write lock up front, so read-check-write sequences
   are serialised the way row locks serialise them on MySQL.
@@ -120,14 +120,6 @@ def mysql_url(url: str | URL, driver: str | None = None) -> URL:
     return parsed.set(drivername=f"{backend}+{driver or mysql_driver()}")
 
 
-def uses_blocking_driver(url: str | URL | None = None) -> bool:
-    """True when this process's database calls block the thread (mysqlclient): a gevent worker
-    would stall all its requests on each one. SQLite is C too, but is only the `make run` default."""
-    if url is not None and make_url(url).get_backend_name() not in ("mysql", "mariadb"):
-        return False
-    return mysql_driver() == "mysqldb"
-
-
 def make_engine(
     url: str | URL,
     *,
@@ -180,9 +172,51 @@ def make_engine(
         },
     )
     event.listen(engine, "reset", _reset_unless_idle)
-    if url.get_driver_name() != "pymysql":
+    if url.get_driver_name() == "mysqldb":
         _track_transaction_ends(engine)
+        if gevent_patched():
+            _connect_cooperatively(engine, read_timeout_seconds)
     return engine
+
+
+def gevent_patched() -> bool:
+    """True in a process whose sockets gevent has patched (gunicorn's gevent worker)."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return bool(monkey.is_module_patched("socket"))
+
+
+def _connect_cooperatively(engine: Engine, read_timeout_seconds: float) -> None:
+    """mysqlclient under gevent: a statement is sent, then its greenlet waits on gevent's hub for
+    the answer (the worker serves other requests meanwhile), then reads it, in C. COMMIT and
+    ROLLBACK go the same way. A wait longer than the read timeout is a lost connection (2013),
+    as in the driver itself. Opening a connection still blocks the worker, for at most the
+    connect timeout, only when the pool opens one."""
+    import MySQLdb
+    import MySQLdb.connections
+    from gevent.socket import wait_read
+
+    timed_out = (2013, "Lost connection to server during query (read timeout while waiting for the answer)")
+
+    class CooperativeConnection(MySQLdb.connections.Connection):
+        def query(self, query):
+            if isinstance(query, bytearray):
+                query = bytes(query)
+            self.send_query(query)
+            wait_read(self.fileno(), timeout=read_timeout_seconds, timeout_exc=MySQLdb.OperationalError(*timed_out))
+            self.read_query_result()
+
+        def commit(self):
+            self.query(b"COMMIT")
+
+        def rollback(self):
+            self.query(b"ROLLBACK")
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect, _record, cargs, cparams):
+        return CooperativeConnection(*cargs, **cparams)
 
 
 _SERVER_STATUS_IN_TRANS = 1  # MySQL protocol status flag: a transaction is open

@@ -18,25 +18,20 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", str(multiprocessing.cpu_count() * 2)))
 
 
-def _default_worker_class(service: str, database_url: str | None = None) -> str:
-    """gthread, except orders-service on PyMySQL: gevent.
-
-    With mysqlclient (the C driver, servicekit.db's default when installed) every database call
-    blocks its thread, so a gevent worker would serve one request at a time: threads it is
-    (docs/adr/0008-mysqlclient-and-thread-workers.md). On PyMySQL (pure Python, cooperative under
-    gevent) orders-service keeps gevent: one thread, no hand-off between an acceptor thread and a
-    pool (docs/adr/0002-gevent-workers-for-orders-service.md). customers-service is gthread either
-    way: it hashes passwords with argon2, CPU work that would stall a gevent worker."""
-    if service != "orders-service" or importlib.util.find_spec("gevent") is None:
-        return "gthread"
-    from servicekit.db import uses_blocking_driver
-
-    return "gthread" if uses_blocking_driver(database_url) else "gevent"
+def _default_worker_class(service: str) -> str:
+    """gevent for orders-service: its requests are waits on MySQL and customers-service, and a
+    gevent worker serves them on one thread with no hand-off between an acceptor thread and a
+    pool (measured on the bench box: about 30% less CPU per request than gthread, bench/README.md).
+    Both MySQL drivers cooperate with it: PyMySQL through gevent's patched sockets, mysqlclient
+    through servicekit.db's wait on the hub (docs/adr/0008-mysqlclient-under-gevent.md).
+    gthread elsewhere: customers-service hashes passwords with argon2, CPU work that would stall
+    every other request of a gevent worker."""
+    if service == "orders-service" and importlib.util.find_spec("gevent") is not None:
+        return "gevent"
+    return "gthread"
 
 
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or _default_worker_class(
-    os.environ.get("SERVICE_NAME", ""), os.environ.get("DATABASE_URL") or None
-)
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or _default_worker_class(os.environ.get("SERVICE_NAME", ""))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))

@@ -15,7 +15,6 @@ from servicekit.db import (
     mysql_driver,
     mysql_url,
     transaction,
-    uses_blocking_driver,
 )
 from servicekit.testing import ThrowawayDatabase
 
@@ -111,7 +110,6 @@ def test_a_mysql_url_gets_the_driver_of_the_process(monkeypatch):
     assert translated.query == {"charset": "utf8mb4"}
     assert mysql_url("mysql://app@db/orders").drivername == f"mysql+{expected}"
     assert mysql_url("sqlite:///var/orders.db").drivername == "sqlite"
-    assert not uses_blocking_driver("sqlite:///var/orders.db")
 
 
 def test_a_driver_choice_that_cannot_be_met_is_a_config_error(monkeypatch):
