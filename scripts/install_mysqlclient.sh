@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Best effort: install mysqlclient (the C MySQL driver, docs/adr/0008-mysqlclient-under-gevent.md)
+# Best effort: install mysqlclient (the C MySQL driver, docs/adr/0009-mysqlclient-under-gevent.md)
 # into the virtualenv whose python is $1. It compiles against libmariadb's headers: when
 # pkg-config cannot find them and this is a Debian-like machine where we are root, they are
 # installed with apt-get (libmariadb-dev, pkg-config). Never fails: without mysqlclient the
