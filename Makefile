@@ -92,7 +92,7 @@ test: install ## run every test (lint, unit, integration on MariaDB, SAM, deploy
 	done
 
 .PHONY: bench
-bench: $(STAMP) ## load-test the stack on MariaDB/MySQL: table + bench/results/*.json (bench/README.md)
+bench: $(STAMP) $(TOOLS_STAMP) ## load-test the stack on MariaDB/MySQL, then the BFF cold start on `sam build`: table + bench/results/*.json (bench/README.md)
 	$(PY) -m bench $(BENCH_ARGS)
 
 .PHONY: clean

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from . import RESULTS_DIR, ROOT, log
+from . import RESULTS_DIR, ROOT, coldstart, log
 from .databases import drop_bench_databases
 from .report import NODE_PEER, ScenarioResult, machine_info, table, target_for
 from .scenarios import DESCRIPTIONS, SCENARIOS, Bench
@@ -71,6 +71,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="only start the bench stack, write its settings to var/bench-stack.env, run until Ctrl-C",
     )
     parser.add_argument("--keep-running", action="store_true", help="leave a stack we started running")
+    parser.add_argument(
+        "--cold-start-runs",
+        type=int,
+        default=int(env.get("BENCH_COLD_START_RUNS", "5")),
+        help="BFF cold starts measured on the `sam build` output (bench/coldstart.py); 0 skips",
+    )
     parser.add_argument("--drop-databases", action="store_true", help="drop the bench databases at the end")
     args = parser.parse_args(argv)
     args.scenario_list = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -97,8 +103,12 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops a run like Ctrl-C: the stack we started is stopped
 
 
-def run_scenarios(args: argparse.Namespace, target: Target, wrk: str | None) -> list[ScenarioResult]:
+def run_scenarios(
+    args: argparse.Namespace, target: Target, wrk: str | None
+) -> tuple[list[ScenarioResult], dict[str, Any] | None]:
+    """The scenarios, then the BFF's cold start on the same stack (if it was started here)."""
     results: list[ScenarioResult] = []
+    cold_start: dict[str, Any] | None = None
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     bench: Bench | None = None
     try:
@@ -108,6 +118,12 @@ def run_scenarios(args: argparse.Namespace, target: Target, wrk: str | None) -> 
             result = bench.run(name)
             results.append(result)
             log(result.summary())
+        if args.cold_start_runs > 0 and target.started:
+            log("== cold start: the BFF's import and first request, on the sam build output")
+            cold_start = coldstart.run(target, args.cold_start_runs)
+            log(coldstart.describe(cold_start))
+        elif args.cold_start_runs > 0:
+            log("cold start skipped: it needs a stack started by the bench (--fresh-stack)")
     finally:
         if bench is not None:
             bench.close()
@@ -115,7 +131,7 @@ def run_scenarios(args: argparse.Namespace, target: Target, wrk: str | None) -> 
             log("stopping the stack")
             target.started.stop()
         signal.signal(signal.SIGTERM, previous)
-    return results
+    return results, cold_start
 
 
 def results_document(
@@ -125,6 +141,7 @@ def results_document(
     stamp: str,
     info: dict[str, Any],
     results: list[ScenarioResult],
+    cold_start: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "timestamp": stamp,
@@ -141,6 +158,7 @@ def results_document(
         },
         "targets": {name: target_for(name) for name in NODE_PEER},
         "results": [result.document() for result in results],
+        "cold_start": cold_start,
         "passed": all(result.passed for result in results),
     }
 
@@ -154,11 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = prepare_target(args)
     if args.serve:
         return serve(target)
-    results = run_scenarios(args, target, wrk)
+    results, cold_start = run_scenarios(args, target, wrk)
     if args.drop_databases and target.started:
         drop_bench_databases(args.db_prefix)
 
-    document = results_document(args, target, wrk, stamp, info, results)
+    document = results_document(args, target, wrk, stamp, info, results, cold_start)
     out = Path(args.out) if args.out else RESULTS_DIR / f"bench-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
@@ -166,5 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (RESULTS_DIR / "latest.json").write_bytes(out.read_bytes())
     log("")
     log(table(results))
+    if cold_start:
+        log(coldstart.describe(cold_start))
     log(f"\nraw numbers: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0 if document["passed"] else 1

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Offline checks of template.yaml: `sam validate --lint` (cfn-lint), cfn-lint of the stacks in
-# deploy/cloudformation/, and `sam build`, then an import
-# of every handler from the build output with Python 3.12 alone (no site-packages), which catches
-# a dependency missing from requirements.txt or the ServiceKit layer. No AWS account, no Docker.
+# deploy/cloudformation/, and `sam build`, then scripts/check_lambda_packages.py on the build:
+# each function package holds only what it needs, compiled, and every handler imports with
+# Python 3.12 alone (no site-packages), which catches a dependency missing from the function's
+# packages/<function>.txt or the ServiceKit layer. No AWS account, no Docker.
 #
 #   scripts/check_sam.sh            (called by `make test`)
 #
@@ -51,16 +52,6 @@ PATH="$(dirname "$python312"):$PATH" "$tools_venv/bin/sam" build \
   || { cat "$work/build.log"; exit 1; }
 grep -m1 "Build Succeeded" "$work/build.log"
 
-echo "==> importing every handler from the build (python3.12 -S: stdlib + function + layer only)"
-for function in OrchestratorFunction:orchestrator.bff.handler PaymentsFunction:orchestrator.payments.handler \
-  SweeperFunction:orchestrator.sweeper.handler; do
-  dir=${function%%:*} module=${function#*:}
-  (cd "$work" && "$python312" -S -c "
-import sys
-sys.path[:0] = ['$work/build/$dir', '$work/build/ServiceKitLayer/python']
-import $module as m
-assert callable(m.lambda_handler)
-print('   $dir: $module.lambda_handler ok')
-")
-done
+echo "==> the Lambda packages: only what each function needs, compiled, importable (python3.12 -S)"
+"$python312" -S scripts/check_lambda_packages.py "$work/build"
 echo "SAM checks passed"

@@ -364,6 +364,9 @@ class StackConfig:
     sweeper_interval_seconds: float = 30.0
     poller_wait_seconds: int = 1
     poller_batch_size: int = 10
+    # Batches handled at once, each in its own environment: the event source mapping's
+    # MaximumConcurrency (10 in template.yaml), scaled to a laptop.
+    poller_concurrency: int = 4
     # The queue's redrive and redelivery (an event source mapping's behaviour depends on them).
     max_receive_count: int = 5
     visibility_timeout_seconds: int = 30
@@ -692,6 +695,8 @@ class Stack:
                 str(self.config.poller_batch_size),
                 "--wait-seconds",
                 str(self.config.poller_wait_seconds),
+                "--concurrency",
+                str(self.config.poller_concurrency),
             ],
             ready_markers=("sqs_poller_started",),
         )

@@ -53,12 +53,13 @@ def tiny_run(tmp_path_factory):
         "--confirm-orders-per-second=600",
         "--hot-buyers=12",
         "--hot-stock=5",
+        "--cold-start-runs=1",
         f"--out={out}",
         f"--log-dir={out_dir / 'logs'}",
         "--drop-databases",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
-    completed = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    completed = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     return completed, out
 
 
@@ -78,6 +79,23 @@ def test_a_tiny_run_produces_the_table_and_the_json(tiny_run):
         assert results[name]["checks"]["oversell"]["ok"] is True
     assert results["hot-sku"]["statuses"].get("201") == 5 * results["hot-sku"]["extra"]["rounds"]
     assert results["replay"]["checks"]["all_200"]["ok"] is True
+
+
+def test_a_tiny_run_measures_the_bff_cold_start_on_the_sam_build(tiny_run):
+    """One cold start: a python3.12 process on the `sam build` output, its requests answered 201."""
+    completed, out = tiny_run
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    cold = json.loads(out.read_text())["cold_start"]
+    assert cold["runs"] == 1
+    assert 0 < cold["import_ms"] <= cold["cold_start_ms"]
+    assert cold["first_request_ms"] > 0 and cold["warm_request_ms"] > 0
+    assert set(cold["package_mib"]) == {
+        "OrchestratorFunction",
+        "PaymentsFunction",
+        "SweeperFunction",
+        "ServiceKitLayer",
+    }
+    assert "BFF cold start (median of 1)" in completed.stdout
     # The table, one row per scenario, after the header.
     table = completed.stdout[completed.stdout.index("scenario ") :]
     for name in SCENARIOS:

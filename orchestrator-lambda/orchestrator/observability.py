@@ -1,10 +1,13 @@
-"""Logger, Tracer and Metrics shared by the three Lambdas, and the request scope they log under.
+"""Logger and Metrics shared by the three Lambdas, and the request scope they log under.
 
 The request id lives in servicekit's context var (what `ServiceClient` forwards downstream); a
 logging filter copies it into every line, ours and servicekit's, as `request_id` and as
 powertools' `correlation_id`. servicekit's `log_event(..., fields)` lines are flattened and
 redacted the way servicekit's own JSON formatter does it; messages, exception texts and
 tracebacks go through servicekit's `redact_text` (no hash, password or token in a log line).
+
+No X-Ray SDK: Lambda's active tracing (template.yaml) records each invocation and its init, and
+the request id ties a request's lines across the services (docs/adr/0008-lambda-cold-start.md).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -65,7 +68,6 @@ LOG_DATEFMT = "%Y-%m-%dT%H:%M:%S.%FZ"
 logger = Logger(service=_settings.service_name, level=_settings.log_level, utc=True, datefmt=LOG_DATEFMT)
 logger.registered_handler.addFilter(RequestContextFilter())
 copy_config_to_registered_loggers(source_logger=logger, include={"servicekit.http_client"})
-tracer = Tracer(service=_settings.service_name)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=_settings.service_name)
 # An invocation without a business event (a GET) has nothing to publish; that is not news.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -1,22 +1,32 @@
-"""SQS: one client per cold start, sends with a bounded number of retries, attribute shapes.
+"""SQS: SendMessage with a bounded number of retries, and the message attribute shapes.
 
-botocore's own retries are switched off so the retry budget is exactly `SQS_SEND_MAX_RETRIES`,
-with our backoff: the BFF sends inside an API request and must know its worst case. Inside a
-time budget (`servicekit.deadline`) an attempt starts only if its worst case (the client's
-connect + read timeouts) still fits.
-The endpoint comes from boto3's own `AWS_ENDPOINT_URL_SQS` (moto locally), never from code.
+Every send is one HTTPS POST in SQS's JSON protocol (`AmazonSQS.SendMessage`), signed with
+botocore's own Signature V4 signer (`botocore.auth`), over a keep-alive `requests` session. Not
+botocore's client: making one imports its waiter and documentation machinery and parses its
+service model and endpoint data, about 150 ms of CPU per cold start, more than half of the BFF's
+(docs/adr/0008-lambda-cold-start.md). The body's MD5 in the answer is checked, as botocore does.
+
+The retry budget is exactly `SQS_SEND_MAX_RETRIES`, with our backoff: the BFF sends inside an API
+request and must know its worst case. Inside a time budget (`servicekit.deadline`) an attempt
+starts only if its worst case (connect + read timeout) still fits. The endpoint is the AWS
+SDKs' `AWS_ENDPOINT_URL_SQS` when set (moto locally), else the region's public one; credentials
+are the execution environment's (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+import orjson
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 
 from servicekit.deadline import capped, has_time_for
 
@@ -24,16 +34,102 @@ from .config import Settings
 from .observability import logger
 
 MAX_MESSAGE_ATTRIBUTES = 10
+JSON_PROTOCOL = "application/x-amz-json-1.0"
 
 
-def make_sqs_client(settings: Settings, **overrides: Any) -> Any:
-    config = Config(
-        region_name=settings.aws_region,
+class SqsRequestFailed(Exception):
+    """One SendMessage attempt failed: no answer, or an error answer from SQS."""
+
+
+@dataclass(frozen=True)
+class EnvironmentCredentials:
+    """The execution environment's credentials, in the shape botocore's signer reads."""
+
+    access_key: str
+    secret_key: str
+    token: str | None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> EnvironmentCredentials:
+        access_key, secret_key = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+        if not access_key or not secret_key:
+            raise SqsRequestFailed("no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
+        return cls(access_key, secret_key, environ.get("AWS_SESSION_TOKEN") or None)
+
+
+class SqsClient:
+    """`send_message(QueueUrl=..., MessageBody=..., MessageAttributes=...)`, like botocore's."""
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        connect_timeout: float,
+        read_timeout: float,
+        endpoint_url: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.environ = os.environ if environ is None else environ
+        self.region = region
+        endpoint = endpoint_url or self.environ.get("AWS_ENDPOINT_URL_SQS") or self.environ.get("AWS_ENDPOINT_URL")
+        self.endpoint = (endpoint or f"https://sqs.{region}.amazonaws.com").rstrip("/") + "/"
+        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self.session = session or requests.Session()
+        self.session.trust_env = False  # no proxy lookups per call (the endpoint is fixed)
+
+    def send_message(
+        self, *, QueueUrl: str, MessageBody: str, MessageAttributes: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"QueueUrl": QueueUrl, "MessageBody": MessageBody}
+        if MessageAttributes:
+            payload["MessageAttributes"] = {name: _json_attribute(value) for name, value in MessageAttributes.items()}
+        answer = self._call("SendMessage", orjson.dumps(payload))
+        if answer.get("MD5OfMessageBody") != hashlib.md5(MessageBody.encode()).hexdigest():
+            raise SqsRequestFailed("SendMessage answered an MD5 that is not the body's")
+        return answer
+
+    def _call(self, action: str, body: bytes) -> dict[str, Any]:
+        headers = {"Content-Type": JSON_PROTOCOL, "X-Amz-Target": f"AmazonSQS.{action}"}
+        request = AWSRequest(method="POST", url=self.endpoint, data=body, headers=headers)
+        SigV4Auth(EnvironmentCredentials.from_environment(self.environ), "sqs", self.region).add_auth(request)
+        try:
+            response = self.session.post(
+                self.endpoint,
+                data=body,
+                headers=dict(request.headers.items()),
+                timeout=(self.connect_timeout, self.read_timeout),
+            )
+        except requests.RequestException as exc:
+            raise SqsRequestFailed(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            answer = orjson.loads(response.content) if response.content else {}
+        except orjson.JSONDecodeError:
+            answer = {}
+        if response.status_code != 200 or not isinstance(answer, dict):
+            error = answer.get("__type", "") if isinstance(answer, dict) else ""
+            message = answer.get("message", "") if isinstance(answer, dict) else ""
+            raise SqsRequestFailed(
+                f"{action}: HTTP {response.status_code} {error.rsplit('#', 1)[-1]} {message}".strip()
+            )
+        return answer
+
+
+def _json_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A SendMessage attribute for the JSON protocol: binary values travel base64-encoded."""
+    attribute = dict(value)
+    if isinstance(attribute.get("BinaryValue"), bytes | bytearray):
+        attribute["BinaryValue"] = base64.b64encode(attribute["BinaryValue"]).decode()
+    return attribute
+
+
+def make_sqs_client(settings: Settings, **overrides: Any) -> SqsClient:
+    return SqsClient(
+        region=settings.aws_region,
         connect_timeout=settings.sqs_connect_timeout_seconds,
         read_timeout=settings.sqs_timeout_seconds,
-        retries={"total_max_attempts": 1, "mode": "standard"},
+        **overrides,
     )
-    return boto3.client("sqs", config=config, **overrides)
 
 
 def string_attributes(**values: str | None) -> dict[str, dict[str, str]]:
@@ -70,10 +166,9 @@ class SqsSender:
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.sleep = sleep
-        config = getattr(getattr(client, "meta", None), "config", None)
-        # An attempt's worst case; a client without botocore's config (a test double) has none.
-        self.attempt_seconds = float(getattr(config, "connect_timeout", 0) or 0) + float(
-            getattr(config, "read_timeout", 0) or 0
+        # An attempt's worst case; a test double without timeouts has none.
+        self.attempt_seconds = float(getattr(client, "connect_timeout", 0) or 0) + float(
+            getattr(client, "read_timeout", 0) or 0
         )
 
     def send(self, queue_url: str, body: str, attributes: Mapping[str, Mapping[str, Any]] | None = None) -> str:
@@ -90,7 +185,7 @@ class SqsSender:
                 if attrs:
                     kwargs["MessageAttributes"] = attrs
                 return self.client.send_message(**kwargs)["MessageId"]
-            except (BotoCoreError, ClientError) as exc:
+            except SqsRequestFailed as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 logger.warning(
                     "sqs_send_failed", extra={"queue_url": queue_url, "attempt": attempt, "error": last_error}

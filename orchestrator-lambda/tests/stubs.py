@@ -11,10 +11,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
-from botocore.exceptions import EndpointConnectionError
 
 from orchestrator.local.apigw_adapter import build_event, http_answer
 from orchestrator.local.lambda_context import LocalLambdaContext
+from orchestrator.sqs import SqsRequestFailed
 
 
 @dataclass
@@ -126,7 +126,7 @@ class FakeSqs:
     def send_message(self, **kwargs: Any) -> dict[str, Any]:
         self.attempts += 1
         if self.attempts <= self.failures:
-            raise EndpointConnectionError(endpoint_url="http://sqs.invalid")
+            raise SqsRequestFailed("ConnectionError: http://sqs.invalid")
         self.sent.append(kwargs)
         return {"MessageId": f"msg-{len(self.sent)}"}
 

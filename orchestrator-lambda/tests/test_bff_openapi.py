@@ -6,7 +6,8 @@ import re
 
 from orchestrator.bff import handler as bff_handler
 from orchestrator.bff.app import _templates
-from orchestrator.bff.openapi import OPERATIONS, resolver_template
+from orchestrator.bff.http import resolver_template
+from orchestrator.bff.openapi import OPERATIONS
 from orchestrator.local.apigw_adapter import build_event, http_answer
 from orchestrator.local.lambda_context import LocalLambdaContext
 
@@ -92,3 +93,14 @@ def test_log_timestamps_are_utc_with_z(bff, log_lines):
     bff("GET", "/health")
     (line,) = [entry for entry in log_lines() if entry["message"] == "http_request"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["timestamp"])
+
+
+def test_every_route_documents_the_403_of_a_request_that_bypassed_cloudfront(bff):
+    """The origin check (invocation.py) runs before any route, /health included: so is its 403."""
+    spec = bff("GET", "/openapi.json").body
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert "403" in operation["responses"], f"{method} {path}"
+    health = spec["paths"]["/health"]["get"]["responses"]["403"]
+    assert "CloudFront" in health["description"]
+    assert health["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}

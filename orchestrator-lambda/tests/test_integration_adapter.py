@@ -19,7 +19,8 @@ import pytest
 import requests
 
 from orchestrator.bff.handler import lambda_handler
-from orchestrator.local.apigw_adapter import DEFAULT_HANDLER, ApiGatewayAdapter, InProcessInvoker, ProcessPoolInvoker
+from orchestrator.local.apigw_adapter import DEFAULT_HANDLER, ApiGatewayAdapter
+from orchestrator.local.environments import InProcessInvoker, ProcessPoolInvoker
 from orchestrator.local.queues import ensure_payment_queues
 from servicekit.testing import free_port
 

@@ -16,12 +16,13 @@ from typing import Any
 import boto3
 import orjson
 import pytest
+import requests
 
 from orchestrator.config import load_settings
 from orchestrator.local.queues import ensure_payment_queues
 from orchestrator.local.sqs_poller import SqsPoller
 from orchestrator.payments.handler import build_processor, lambda_handler, use_processor
-from orchestrator.sqs import make_sqs_client
+from orchestrator.sqs import SqsRequestFailed, make_sqs_client
 
 from .test_payments import OrdersPayments, payment
 
@@ -227,3 +228,75 @@ def test_poller_process_stops_cleanly_on_sigterm(queues, aws_env):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_the_signed_client_sends_what_boto3_receives(sqs, queues, aws_env):
+    """SqsClient (one SigV4-signed POST in SQS's JSON protocol) against moto: body, string and
+    binary attributes arrive as sent, and the MessageId is the one SQS gave."""
+    settings = load_settings({**os.environ, "PAYMENTS_QUEUE_URL": queues.queue_url})
+    client = make_sqs_client(settings)
+    assert client.endpoint == aws_env["AWS_ENDPOINT_URL_SQS"].rstrip("/") + "/"
+    attributes = {
+        "request_id": {"DataType": "String", "StringValue": "req-signed"},
+        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01raw"},
+    }
+    answer = client.send_message(QueueUrl=queues.queue_url, MessageBody='{"order_id": 5}', MessageAttributes=attributes)
+    (received,) = drain(sqs, queues.queue_url)
+    assert received["MessageId"] == answer["MessageId"]
+    assert received["Body"] == '{"order_id": 5}'
+    assert received["MessageAttributes"]["request_id"]["StringValue"] == "req-signed"
+    assert received["MessageAttributes"]["blob"]["BinaryValue"] == b"\x00\x01raw"
+
+
+def test_the_signed_client_reports_failures_as_sqs_request_failed(queues, aws_env):
+    settings = load_settings(dict(os.environ))
+    client = make_sqs_client(settings)
+    with pytest.raises(SqsRequestFailed, match="HTTP 400"):
+        client.send_message(QueueUrl=queues.queue_url + "-missing", MessageBody="x")
+    unreachable = make_sqs_client(settings, endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(SqsRequestFailed, match="ConnectionError"):
+        unreachable.send_message(QueueUrl=queues.queue_url, MessageBody="x")
+    no_credentials = make_sqs_client(settings, environ={"AWS_ENDPOINT_URL_SQS": aws_env["AWS_ENDPOINT_URL_SQS"]})
+    with pytest.raises(SqsRequestFailed, match="no AWS credentials"):
+        no_credentials.send_message(QueueUrl=queues.queue_url, MessageBody="x")
+
+
+def test_the_signed_client_refuses_an_answer_whose_md5_is_not_the_bodys(queues, aws_env):
+    class WrongMd5(requests.Session):
+        def post(self, *args, **kwargs):
+            response = super().post(*args, **kwargs)
+            answer = orjson.loads(response.content)
+            assert answer["MD5OfMessageBody"]
+            response._content = orjson.dumps({**answer, "MD5OfMessageBody": "0" * 32})
+            return response
+
+    client = make_sqs_client(load_settings(dict(os.environ)), session=WrongMd5())
+    with pytest.raises(SqsRequestFailed, match="MD5"):
+        client.send_message(QueueUrl=queues.queue_url, MessageBody="x")
+
+
+def test_the_poller_runs_concurrent_batches_each_in_its_own_environment(sqs, queues, tmp_path):
+    """`--concurrency 2`: two batches of one message are handled at the same time, in two processes
+    other than the poller's (with one lane the first batch would wait alone for 10 s)."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    for n in range(2):
+        send(sqs, queues.queue_url, f'{{"n": {n}}}', request_id=f"req-{n}")
+    command = [
+        sys.executable, "-m", "orchestrator.local.sqs_poller", "--queue-url", queues.queue_url,
+        "--batch-size", "1", "--concurrency", "2", "--handler", "tests.poller_probe.lambda_handler",
+    ]  # fmt: skip
+    env = {**os.environ, "PROBE_DIR": str(marks), "PROBE_EXPECTED": "2"}
+    poller = subprocess.Popen(command, cwd=REPO / "orchestrator-lambda", env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and [p.read_text() for p in marks.iterdir()].count("together") < 2:
+            time.sleep(0.1)
+    finally:
+        poller.send_signal(signal.SIGTERM)
+        output, _ = poller.communicate(timeout=30)
+    states = {p.name.split("-")[0]: p.read_text() for p in marks.iterdir()}
+    assert sorted(states.values()) == ["together", "together"], output[-2000:]
+    assert len(states) == 2 and str(poller.pid) not in states
+    assert poller.returncode == 0
+    assert drain(sqs, queues.queue_url) == []  # both handled and deleted

@@ -73,8 +73,8 @@ class ProblemResponsesPlugin(BasePlugin):
 
     `unavailable` describes the 503 of every operation but those on `no_dependency_paths` (e.g.
     `/health`, which needs nothing); `always` are the statuses the HTTP server in front answers
-    for any request; `secured` those of a route that takes a bearer token. A status the operation
-    documents itself keeps its own entry.
+    for any request (a mapping gives them their own descriptions); `secured` those of a route
+    that takes a bearer token. A status the operation documents itself keeps its own entry.
     """
 
     def __init__(
@@ -82,13 +82,13 @@ class ProblemResponsesPlugin(BasePlugin):
         *,
         unavailable: str,
         no_dependency_paths: Collection[str] = (),
-        always: Collection[int] = (414, 431),
+        always: Collection[int] | Mapping[int, str | None] = (414, 431),
         secured: Collection[int] = (401, 403),
     ) -> None:
         super().__init__()
         self.unavailable = unavailable
         self.no_dependency_paths = frozenset(no_dependency_paths)
-        self.always = tuple(always)
+        self.always: dict[int, str | None] = dict(always) if isinstance(always, Mapping) else dict.fromkeys(always)
         self.secured = tuple(secured)
 
     def schema_helper(self, name: str, definition: dict, **kwargs: Any) -> dict | None:
@@ -110,7 +110,7 @@ class ProblemResponsesPlugin(BasePlugin):
                     existing.setdefault("headers", _HEADERS_BY_STATUS[status])
 
     def _implied(self, path: str, operation: Mapping[str, Any]) -> dict[int, str | None]:
-        implied: dict[int, str | None] = dict.fromkeys(self.always)
+        implied: dict[int, str | None] = dict(self.always)
         parameters = operation.get("parameters") or []
         if operation.get("security"):
             implied.update(dict.fromkeys(self.secured))

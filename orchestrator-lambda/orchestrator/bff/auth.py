@@ -42,7 +42,7 @@ def client_address(event: APIGatewayProxyEventV2, through_cloudfront: bool) -> s
 
     API Gateway's `requestContext.http.sourceIp` is the address of the connection it took. Behind
     CloudFront that is an edge server shared by many clients, so there (and only there: the origin
-    header proved the request came through CloudFront, handler.py) the viewer's address that the
+    header proved the request came through CloudFront, invocation.py) the viewer's address that the
     CloudFront Function wrote is taken instead."""
     candidates = [event.request_context.http.source_ip]
     if through_cloudfront:

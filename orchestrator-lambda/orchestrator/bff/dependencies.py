@@ -25,7 +25,7 @@ class BffDependencies:
     orders: ServiceClient
     placement: OrderPlacement
     # The values CloudFront's origin header may carry; None when no origin secret is configured
-    # (local runs): then requests are taken whatever their headers (handler.py).
+    # (local runs): then requests are taken whatever their headers (invocation.py).
     origin_secrets: frozenset[str] | None = None
 
 

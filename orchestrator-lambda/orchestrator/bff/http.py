@@ -20,6 +20,13 @@ from ..downstream import read_reply
 
 JSON_CONTENT_TYPE = "application/json"
 MAX_BODY_BYTES = BODY_BYTES_MAX
+# Swagger UI's files under /docs (bff/openapi.py documents the route).
+DOCS_ASSETS_PATH = "/docs/assets"
+
+
+def resolver_template(path: str) -> str:
+    """`/orders/{order_id}` → `/orders/<order_id>` (the resolver's spelling)."""
+    return path.replace("{", "<").replace("}", ">")
 
 
 def route_not_found(event: APIGatewayProxyEventV2) -> Problem:

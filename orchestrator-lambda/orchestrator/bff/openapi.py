@@ -51,11 +51,11 @@ from servicekit.openapi import (
     swagger_ui_page,
 )
 
+from .http import DOCS_ASSETS_PATH
 from .validation import CancelOrderSchema, CheckoutSchema, CreateAndConfirmOrderSchema
 
 TITLE = "B2B order platform API (BFF)"
 VERSION = "1.0.0"
-DOCS_ASSETS_PATH = "/docs/assets"
 DESCRIPTION = (
     "One base URL for B2B clients: login, catalogue, cart, checkout, orders, and admin routes. "
     "Bearer user token (from `POST /auth/login`) on everything but login, health and docs. "
@@ -323,6 +323,10 @@ OPERATIONS: tuple[Operation, ...] = (
 
 # Routes that answer without calling anything (no 503).
 NO_DEPENDENCY_PATHS = {"/health", "/openapi.json", "/docs", DOCS_ASSETS_PATH + "/{asset}"}
+_NOT_FROM_ORIGIN = (
+    "`forbidden`: in AWS, the request did not come through the public endpoint (CloudFront); "
+    "on routes for admins or a customer's own data, also a token that may not do this"
+)
 _UNAVAILABLE = (
     "`dependency_unavailable` (`dependency` names the service that is down), `time_budget_exhausted` (`step`), "
     "or a service's own 503 (`database_unavailable`, `database_busy`); retry after `Retry-After`"
@@ -413,11 +417,6 @@ def _operation_id(op: Operation) -> str:
     return "_".join([op.method.lower(), *words]) or op.method.lower()
 
 
-def resolver_template(path: str) -> str:
-    """`/orders/{order_id}` → `/orders/<order_id>` (the resolver's spelling)."""
-    return path.replace("{", "<").replace("}", ">")
-
-
 @cache
 def openapi_document() -> dict[str, Any]:
     spec = APISpec(
@@ -431,7 +430,8 @@ def openapi_document() -> dict[str, Any]:
             ProblemResponsesPlugin(
                 unavailable=_UNAVAILABLE,
                 no_dependency_paths=NO_DEPENDENCY_PATHS,
-                always=(413, 414, 431),
+                # In AWS, a request that did not come through CloudFront (and WAF) is a 403 on any route.
+                always={403: _NOT_FROM_ORIGIN, 413: None, 414: None, 431: None},
                 secured=(401,),
             ),
         ],

@@ -12,7 +12,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from servicekit.auth import Principal
-from servicekit.openapi import SWAGGER_UI_ASSETS, swagger_ui_asset
 from servicekit.problems import Problem
 
 from ..clients import CUSTOMERS_SERVICE, ORDERS_SERVICE
@@ -29,9 +28,18 @@ from .auth import (
     require_admin,
 )
 from .dependencies import SERVICE_NAME, dependencies
-from .http import json_body, json_response, path_id, query_pairs, query_value, relay, route_not_found
+from .http import (
+    DOCS_ASSETS_PATH,
+    json_body,
+    json_response,
+    path_id,
+    query_pairs,
+    query_value,
+    relay,
+    resolver_template,
+    route_not_found,
+)
 from .idempotency import client_key, default_correlation_id, derive_key, optional_client_key
-from .openapi import DOCS_ASSETS_PATH, openapi_document, resolver_template, swagger_ui_html
 from .validation import CancelOrderSchema, CheckoutSchema, CreateAndConfirmOrderSchema, int_query, load
 
 
@@ -81,17 +89,24 @@ def ready() -> Response:
 
 @route("GET", "/openapi.json")
 def openapi_json() -> Response:
+    # The document, Swagger UI's files and apispec are imported on first use, not at cold start.
+    from .openapi import openapi_document
+
     return json_response(openapi_document())
 
 
 @route("GET", "/docs")
 def docs() -> Response:
+    from .openapi import swagger_ui_html
+
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=swagger_ui_html())
 
 
 @route("GET", resolver_template(DOCS_ASSETS_PATH + "/{asset}"))
 def docs_asset(asset: str) -> Response:
     """Swagger UI's own files (text), so /docs needs no CDN."""
+    from servicekit.openapi import SWAGGER_UI_ASSETS, swagger_ui_asset
+
     content = swagger_ui_asset(asset)
     if content is None:
         raise route_not_found(_event())

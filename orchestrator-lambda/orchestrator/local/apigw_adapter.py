@@ -29,16 +29,13 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
-import multiprocessing
 import os
-import signal
 import threading
-import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -47,8 +44,9 @@ from servicekit.limits import GATEWAY_PAYLOAD_BYTES_MAX, HEADER_FIELD_SIZE_MAX, 
 from servicekit.problems import PROBLEM_CONTENT_TYPE, problem_body
 from servicekit.request_id import REQUEST_ID_HEADER, new_request_id
 
-from .lambda_context import Handler, LocalLambdaContext, ensure_local_aws_credentials, load_handler, log_json
-from .stop_signals import StopFlag, exit_when_parent_exits
+from .environments import InProcessInvoker, Invoker, ProcessPoolInvoker
+from .lambda_context import LocalLambdaContext, ensure_local_aws_credentials, load_handler, log_json
+from .stop_signals import StopFlag
 
 DEFAULT_HANDLER = "orchestrator.bff.handler.lambda_handler"
 DEFAULT_FUNCTION_NAME = "OrchestratorFunction"
@@ -158,91 +156,6 @@ def _gateway_error(status: int, message: str) -> dict[str, Any]:
 
 
 # --- execution environments -------------------------------------------------------------------
-
-
-class Invoker(Protocol):
-    def invoke(self, event: dict[str, Any], context: LocalLambdaContext, timeout: float) -> Any: ...
-
-    def close(self, grace: float | None = None) -> None: ...
-
-
-class InProcessInvoker:
-    """One execution environment in this process: events run one at a time."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self._lock = threading.Lock()
-
-    def invoke(self, event: dict[str, Any], context: LocalLambdaContext, timeout: float) -> Any:
-        with self._lock:
-            return self.handler(event, context)
-
-    def close(self, grace: float | None = None) -> None:
-        pass
-
-
-_worker_handlers: dict[str, Handler] = {}
-
-
-def _start_environment(adapter_pid: int) -> None:
-    # Ctrl-C and a stop of the whole process group reach the environments too: the adapter ends
-    # them itself, after the events in hand (ProcessPoolInvoker.close). If it dies, nobody would.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    exit_when_parent_exits(adapter_pid)
-
-
-def _invoke_in_worker(handler_path: str, event: dict[str, Any], context: LocalLambdaContext) -> Any:
-    handler = _worker_handlers.get(handler_path)
-    if handler is None:  # this worker's cold start
-        handler = _worker_handlers[handler_path] = load_handler(handler_path)
-    return handler(event, context)
-
-
-class ProcessPoolInvoker:
-    """N execution environments as worker processes (spawned: fresh interpreters, like Lambda)."""
-
-    def __init__(self, handler_path: str, environments: int = 4) -> None:
-        self.handler_path = handler_path
-        self.environments = environments
-        self._lock = threading.Lock()
-        self._closed = False
-        self._pool = self._new_pool()
-
-    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        return concurrent.futures.ProcessPoolExecutor(
-            max_workers=self.environments,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_environment,
-            initargs=(os.getpid(),),
-        )
-
-    def invoke(self, event: dict[str, Any], context: LocalLambdaContext, timeout: float) -> Any:
-        pool = self._pool
-        try:
-            return pool.submit(_invoke_in_worker, self.handler_path, event, context).result(timeout=timeout)
-        except concurrent.futures.process.BrokenProcessPool:
-            with self._lock:  # a worker died (as a Lambda environment can): start afresh
-                if self._pool is pool and not self._closed:
-                    self._pool = self._new_pool()
-            raise
-
-    def close(self, grace: float | None = None) -> None:
-        """No new events; each environment finishes the one in hand and exits. After `grace`
-        seconds (None: no limit) the environments still busy are killed."""
-        with self._lock:
-            self._closed = True
-        if grace is None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            return
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + grace
-        while multiprocessing.active_children() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for environment in multiprocessing.active_children():
-            environment.kill()
-        for environment in multiprocessing.active_children():
-            environment.join(timeout=5)
 
 
 # --- HTTP server ------------------------------------------------------------------------------

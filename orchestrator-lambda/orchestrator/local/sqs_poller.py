@@ -1,6 +1,6 @@
 """An SQS event source mapping, locally: feeds the payments handler in batches.
 
-    python -m orchestrator.local.sqs_poller [--queue-url URL] [--batch-size 10] [--create-queues]
+    python -m orchestrator.local.sqs_poller [--queue-url URL] [--batch-size 10] [--concurrency 1] [--create-queues]
 
 What it does is what the mapping does:
 - ReceiveMessage with MaxNumberOfMessages = batch size (<= 10), all system attributes
@@ -12,7 +12,10 @@ What it does is what the mapping does:
   failed message is left alone, reappears after the queue's visibility timeout, and the queue's
   RedrivePolicy moves it to the DLQ after maxReceiveCount receives (moto enforces it too);
 - a handler that raises, or answers something that is not a valid batch response (unknown or
-  empty itemIdentifier), failed the whole batch: nothing is deleted.
+  empty itemIdentifier), failed the whole batch: nothing is deleted;
+- up to `--concurrency` batches at once (the mapping's `MaximumConcurrency`), each in its own
+  execution environment (a worker process, `environments.py`); with 1, the handler runs in this
+  process.
 SIGINT/SIGTERM stop it after the batch in hand. SIGUSR1 holds it (it finishes the batch in hand,
 then takes no more messages; they wait in the queue) and SIGUSR2 releases it: what
 `scripts/payments_consumer.py hold|release` sends, e.g. to measure the front door alone and then
@@ -25,9 +28,11 @@ import argparse
 import base64
 import os
 import signal
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+from .environments import ProcessPoolInvoker
 from .lambda_context import Handler, LocalLambdaContext, load_handler, log_json
 from .queues import ensure_payment_queues, local_sqs_client
 from .stop_signals import StopFlag
@@ -118,6 +123,10 @@ class SqsPoller:
         self._queue_arn: str | None = None
         self._stop = StopFlag()  # stop() may be a signal handler's call
         self.held = False  # plain attribute: hold() and release() may be signal handlers' calls
+        # Taken by the lanes only (never in a signal handler): lanes busy, and the hold logged.
+        self._lanes = threading.Lock()
+        self._busy = 0
+        self._held_logged = False
 
     @property
     def queue_arn(self) -> str:
@@ -159,13 +168,9 @@ class SqsPoller:
 
     def run(self) -> None:
         """Poll until `stop()`; a receive error (SQS not up yet) is logged and retried. While held,
-        receive nothing."""
-        logged_held = False
+        receive nothing. Several lanes (threads) may run this at once, one batch each."""
         while not self._stop.requested:
-            if self.held != logged_held:
-                logged_held = self.held
-                _log("sqs_poller_held" if logged_held else "sqs_poller_released")
-            if logged_held:
+            if not self._enter():
                 self._stop.wait(0.1)
                 continue
             try:
@@ -173,6 +178,24 @@ class SqsPoller:
             except Exception as exc:
                 _log("poll_failed", error=f"{type(exc).__name__}: {exc}")
                 self._stop.wait(1.0)
+            finally:
+                with self._lanes:
+                    self._busy -= 1
+
+    def _enter(self) -> bool:
+        """Whether this lane may take a batch now. `sqs_poller_held` is logged once no lane has a
+        receive or a batch in hand: from then on, nothing is taken until the release."""
+        with self._lanes:
+            if self.held:
+                if not self._held_logged and self._busy == 0:
+                    self._held_logged = True
+                    _log("sqs_poller_held")
+                return False
+            if self._held_logged:
+                self._held_logged = False
+                _log("sqs_poller_released")
+            self._busy += 1
+            return True
 
     def stop(self) -> None:
         self._stop.set()
@@ -190,6 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--endpoint-url", default=None, help="SQS endpoint (default: AWS_ENDPOINT_URL_SQS)")
     parser.add_argument("--handler", default=DEFAULT_HANDLER)
     parser.add_argument("--batch-size", type=int, default=MAX_BATCH_SIZE)
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="batches at once, each in its own environment (process)"
+    )
     parser.add_argument("--wait-seconds", type=int, default=1, help="long-poll wait (0..20)")
     parser.add_argument("--create-queues", action="store_true", help="create payments + payments-dlq first")
     parser.add_argument("--max-receive-count", type=int, default=5)
@@ -208,16 +234,35 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("PAYMENTS_DLQ_URL", queues.dlq_url)
     if not queue_url:
         parser.error("--queue-url (or PAYMENTS_QUEUE_URL) is required unless --create-queues is given")
-    poller = SqsPoller(
-        sqs, queue_url, load_handler(args.handler), batch_size=args.batch_size, wait_time_seconds=args.wait_seconds
-    )
+    if args.concurrency < 1:
+        parser.error("--concurrency must be 1 or more")
+    environments = ProcessPoolInvoker(args.handler, environments=args.concurrency) if args.concurrency > 1 else None
+    handler = load_handler(args.handler) if environments is None else _invoking(environments)
+    poller = SqsPoller(sqs, queue_url, handler, batch_size=args.batch_size, wait_time_seconds=args.wait_seconds)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: poller.stop())
     signal.signal(signal.SIGUSR1, poller.hold)
     signal.signal(signal.SIGUSR2, poller.release)
-    _log("sqs_poller_started", queue_url=queue_url, batch_size=args.batch_size)
-    poller.run()
+    _log("sqs_poller_started", queue_url=queue_url, batch_size=args.batch_size, concurrency=args.concurrency)
+    # One lane per concurrent batch; the main thread stays free for the signals.
+    lanes = [threading.Thread(target=poller.run, name=f"lane-{n}") for n in range(args.concurrency)]
+    for lane in lanes:
+        lane.start()
+    while any(lane.is_alive() for lane in lanes):
+        for lane in lanes:
+            lane.join(timeout=0.2)
+    if environments is not None:
+        environments.close(grace=poller.function_timeout_seconds)
     _log("sqs_poller_stopped")
+
+
+def _invoking(environments: ProcessPoolInvoker) -> Handler:
+    """A handler that runs each batch in a free environment, within the function's timeout."""
+
+    def invoke(event: dict[str, Any], context: LocalLambdaContext) -> Any:
+        return environments.invoke(event, context, timeout=context.timeout_seconds + 5)
+
+    return invoke
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ..budget import invocation_budget
 from ..clients import orders_client, service_minter
 from ..config import Settings, get_settings
-from ..observability import logger, metrics, tracer
+from ..observability import logger, metrics
 from ..sqs import SqsSender, make_sqs_client
 from .gateway import PaymentGateway
 from .http_gateway import HttpPaymentGateway
@@ -72,7 +72,6 @@ def record_handler(record: SQSRecord) -> str:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Answer before the timeout: a timed-out batch comes back whole, charged records included.

@@ -12,7 +12,7 @@ from servicekit.request_id import new_request_id
 from ..budget import invocation_budget
 from ..clients import orders_client, service_minter
 from ..config import Settings, get_settings
-from ..observability import logger, metrics, request_scope, tracer
+from ..observability import logger, metrics, request_scope
 from ..payment_events import PaymentEventPublisher
 from ..sqs import SqsSender, make_sqs_client
 from .sweeper import Sweeper, SweepIncomplete
@@ -49,7 +49,6 @@ def use_sweeper(replacement: Sweeper | None) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # One request id per sweep: it reaches orders-service and every re-published event.
