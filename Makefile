@@ -14,8 +14,8 @@ TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 
-REQUIREMENTS := requirements-dev.txt servicekit/pyproject.toml \
-	$(wildcard */requirements.txt */pyproject.toml requirements-tools.txt)
+REQUIREMENTS := requirements-dev.txt servicekit/pyproject.toml scripts/install_mysqlclient.sh \
+	$(wildcard */requirements.txt */requirements-mysqlclient.txt */pyproject.toml requirements-tools.txt)
 # Every component with a pyproject.toml is installed editable into the one dev venv.
 EDITABLES := $(foreach p,$(wildcard */pyproject.toml),-e ./$(patsubst %/,%,$(dir $(p))))
 TEST_DIRS := $(wildcard servicekit/tests scripts/tests customers-service/tests orders-service/tests \
@@ -31,6 +31,7 @@ $(STAMP): $(REQUIREMENTS)
 	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt $(EDITABLES)
+	scripts/install_mysqlclient.sh $(PY)
 	touch $@
 
 # SAM CLI, cfn-lint, hadolint, shellcheck: pins that clash with the app's, so a venv of their own.

@@ -73,6 +73,12 @@ def install_interceptors() -> None:
         pymysql.connect = pymysql.Connect = fake_connect
     except ImportError:
         pass
+    try:  # mysqlclient, the C driver servicekit.db prefers when installed (it connects in C)
+        import MySQLdb
+
+        MySQLdb.connect = MySQLdb.Connect = fake_connect
+    except ImportError:
+        pass
 
     def no_connect(self: socket.socket, address: Any) -> Any:
         raise Reached("network", address=_address(address))

@@ -87,6 +87,18 @@ LOCK_PRODUCTS = Statement(
     "FROM products WHERE id IN :ids ORDER BY id",
     for_update=True,
 )
+# The same read without the lock: create reads first, takes its locks with TAKE_ONE_STOCK /
+# `_take_stocks_statement` just before its last statements (`take_stock`).
+READ_PRODUCTS = Statement(
+    "SELECT id, sku, price_cents, stock, "
+    "(SELECT 1 FROM deleted_customers WHERE customer_id = :customer_id) AS customer_deleted "
+    "FROM products WHERE id IN :ids ORDER BY id"
+)
+# Takes the row lock, and the stock only if there is enough and the price is still the one read.
+TAKE_ONE_STOCK = Statement(
+    "UPDATE products SET stock = stock - :qty, updated_at = :now "
+    "WHERE id = :product_id AND stock >= :qty AND price_cents = :price_cents"
+)
 ADD_TO_ONE_STOCK = Statement("UPDATE products SET stock = stock + :delta, updated_at = :now WHERE id = :product_id")
 INSERT_ORDER = Statement(
     "INSERT INTO orders (customer_id, status, payment_status, total_cents, created_at, updated_at) "
@@ -117,6 +129,12 @@ INSERT_IDEMPOTENCY_KEY = Statement(
     "created_at, expires_at) VALUES (:scope_hash, :caller, :route, :idempotency_key, :request_fingerprint, "
     ":created_at, :expires_at)"
 )
+# The claim and the stored response in one statement: for a unit of work that stores its key last.
+INSERT_COMPLETED_IDEMPOTENCY_KEY = Statement(
+    "INSERT INTO idempotency_keys (scope_hash, caller, route, idempotency_key, request_fingerprint, "
+    "response_status, response_body, created_at, expires_at) VALUES (:scope_hash, :caller, :route, "
+    ":idempotency_key, :request_fingerprint, :response_status, :response_body, :created_at, :expires_at)"
+)
 STORE_IDEMPOTENT_RESPONSE = Statement(
     "UPDATE idempotency_keys SET response_status = :status, response_body = :body WHERE id = :key_id"
 )
@@ -136,6 +154,17 @@ def _change_stocks_statement(count: int) -> Statement:
     """One UPDATE adding a delta to each of `count` products (`:id_<i>`, `:delta_<i>`)."""
     whens = " ".join(f"WHEN :id_{i} THEN :delta_{i}" for i in range(count))
     return Statement(f"UPDATE products SET stock = stock + CASE id {whens} END, updated_at = :now WHERE id IN :ids")
+
+
+@functools.cache
+def _take_stocks_statement(count: int) -> Statement:
+    """TAKE_ONE_STOCK for `count` products in one UPDATE (`:id_<i>`, `:qty_<i>`, `:price_<i>`)."""
+    qty = "CASE id " + " ".join(f"WHEN :id_{i} THEN :qty_{i}" for i in range(count)) + " END"
+    price = "CASE id " + " ".join(f"WHEN :id_{i} THEN :price_{i}" for i in range(count)) + " END"
+    return Statement(
+        f"UPDATE products SET stock = stock - {qty}, updated_at = :now "
+        f"WHERE id IN :ids AND stock >= {qty} AND price_cents = {price}"
+    )
 
 
 def _upsert(session: Session, table, values: Mapping[str, Any], key: Sequence[str], update_columns: Sequence[str]):
@@ -230,6 +259,33 @@ def lock_products(session: Session, product_ids: Iterable[int], *, customer_id: 
     if not ids:
         return []
     return list(run(session, LOCK_PRODUCTS, {"ids": ids, "customer_id": customer_id}))
+
+
+def read_products(session: Session, product_ids: Iterable[int], *, customer_id: int) -> list[Row]:
+    """`lock_products` without the locks: a plain read of the last committed rows."""
+    ids = sorted(product_ids)
+    if not ids:
+        return []
+    return list(run(session, READ_PRODUCTS, {"ids": ids, "customer_id": customer_id}))
+
+
+def take_stock(session: Session, taken: Mapping[int, tuple[int, int]], now: datetime) -> bool:
+    """Take `qty` from each product `{product_id: (qty, price_cents)}` in one UPDATE, which is
+    also what locks the rows (in primary key order, like `lock_products`).
+
+    A row is changed only if it still has `qty` in stock and still costs `price_cents`, so the
+    prices an order was built with are the prices under the lock. True when every row was
+    changed; False when at least one was not (the caller must roll back: others may have been)."""
+    if len(taken) == 1:
+        ((product_id, (qty, price_cents)),) = taken.items()
+        params: dict[str, Any] = {"product_id": product_id, "qty": qty, "price_cents": price_cents, "now": now}
+        return run(session, TAKE_ONE_STOCK, params).rowcount == 1
+    ids = sorted(taken)
+    params = {"ids": ids, "now": now}
+    for i, product_id in enumerate(ids):
+        params[f"id_{i}"] = product_id
+        params[f"qty_{i}"], params[f"price_{i}"] = taken[product_id]
+    return run(session, _take_stocks_statement(len(ids)), params).rowcount == len(ids)
 
 
 def change_stock(session: Session, delta_by_product: Mapping[int, int], now: datetime) -> None:
@@ -476,8 +532,10 @@ def insert_idempotency_key(
     fingerprint: str,
     now: datetime,
     expires_at: datetime,
+    response: tuple[int, str] | None = None,
 ) -> int:
-    params = {
+    """The key's row: a claim (no response yet), or with `response` (status, body) a completed one."""
+    params: dict[str, Any] = {
         "scope_hash": scope_hash,
         "caller": caller,
         "route": route,
@@ -486,7 +544,10 @@ def insert_idempotency_key(
         "created_at": now,
         "expires_at": expires_at,
     }
-    return int(run(session, INSERT_IDEMPOTENCY_KEY, params).lastrowid)
+    if response is None:
+        return int(run(session, INSERT_IDEMPOTENCY_KEY, params).lastrowid)
+    params["response_status"], params["response_body"] = response
+    return int(run(session, INSERT_COMPLETED_IDEMPOTENCY_KEY, params).lastrowid)
 
 
 def store_idempotent_response(session: Session, key_id: int, status: int, body: str) -> None:

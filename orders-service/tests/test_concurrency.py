@@ -99,6 +99,44 @@ def test_10_confirms_with_different_keys_confirm_once(api, http, db):
     assert order_status(db, order["id"]) == ("CONFIRMED", "PENDING")
 
 
+def test_10_confirms_with_one_key_confirm_once_and_replay_it(api, http, db):
+    """Confirm stores its key after the change: the twins wait on the order's lock, then find the
+    order confirmed and replay the first one's answer (none gets a 409)."""
+    order = api.new_order(api.new_customer(), [(api.new_product()["id"], 1)])
+    key = uuid.uuid4().hex
+
+    def confirm():
+        return http.call("POST", f"/orders/{order['id']}/confirm", {**api.admin, "Idempotency-Key": key})
+
+    responses = parallel([confirm] * 10)
+    assert statuses(responses) == {200: 10}
+    assert sum(r.headers.get("Idempotent-Replayed") != "true" for r in responses) == 1
+    assert len({r.text for r in responses}) == 1
+    assert order_status(db, order["id"]) == ("CONFIRMED", "PENDING")
+
+
+def test_one_key_on_two_orders_at_once_confirms_one(api, http, db):
+    """Two orders, no shared lock: both changes run, the second key INSERT is a duplicate, and that
+    transaction is rolled back (422 for the other request)."""
+    customer, product = api.new_customer(), api.new_product()["id"]
+    orders = [api.new_order(customer, [(product, 1)])["id"] for _ in range(2)]
+    key = uuid.uuid4().hex
+    calls = [
+        (
+            lambda order_id=order_id: http.call(
+                "POST", f"/orders/{order_id}/confirm", {**api.admin, "Idempotency-Key": key}
+            )
+        )
+        for order_id in orders * 5
+    ]
+    responses = parallel(calls)
+    assert_no_5xx(responses)
+    winners = {r.json()["id"] for r in responses if r.status_code == 200}
+    assert len(winners) == 1
+    assert all(r.status_code == 422 for r in responses if r.status_code != 200)
+    assert sorted(order_status(db, o)[0] for o in orders) == ["CONFIRMED", "CREATED"]
+
+
 @pytest.fixture(scope="module")
 def no_cancel_window_http(service_env, tmp_path_factory):
     """A second server where a CONFIRMED order can no longer be canceled (window 0 s), so a

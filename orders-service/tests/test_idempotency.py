@@ -72,6 +72,22 @@ def test_confirm_replay_returns_the_stored_confirmation(api):
     assert body["current_status"] == "CONFIRMED"
 
 
+def test_an_expired_confirm_key_is_reusable(api, db):
+    """Confirm stores its key last: a duplicate that has expired is replaced, not replayed."""
+    customer, product = api.new_customer(), api.new_product()["id"]
+    first, second = api.new_order(customer, [(product, 1)]), api.new_order(customer, [(product, 1)])
+    key = uuid.uuid4().hex
+    assert api.confirm(first["id"], key=key).status_code == 200
+    execute(
+        db, "UPDATE idempotency_keys SET expires_at = created_at - INTERVAL 1 SECOND WHERE idempotency_key = :k", k=key
+    )
+    response = api.confirm(second["id"], key=key)
+    assert response.status_code == 200 and "Idempotent-Replayed" not in response.headers
+    assert api.get_order(second["id"])["status"] == "CONFIRMED"
+    replay = api.confirm(second["id"], key=key)
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.get_json() == response.get_json()
+
+
 def test_key_header_rules(api):
     order = api.new_order(api.new_customer(), [(api.new_product()["id"], 1)])
     path = f"/orders/{order['id']}/confirm"

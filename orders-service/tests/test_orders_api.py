@@ -72,14 +72,75 @@ def test_create_is_four_statements_whatever_the_size(app, api):
     api.new_order(customer, [(products[0]["id"], 1)])  # warm the customer cache
     with statements(app) as sent:
         assert api.create_order(customer, [(p["id"], 1) for p in products]).status_code == 201
-    assert sent == ["SELECT", "UPDATE", "INSERT", "INSERT"]  # + COMMIT, which is not a cursor statement
+    # read, order, take stock (the lock), lines; + COMMIT, which is not a cursor statement
+    assert sent == ["SELECT", "INSERT", "UPDATE", "INSERT"]
 
     with statements(app) as sent:
         response = api.create_order(customer, [(p["id"], 1) for p in products], key=uuid.uuid4().hex)
         assert response.status_code == 201
-    # key claim, lock, take stock, order, lines, stored response (no separate key lookup first: the
+    # key claim, read, order, take stock, lines, stored response (no separate key lookup first: the
     # claim finds a completed twin, and a known customer needs no lookup to replay)
-    assert sent == ["INSERT", "SELECT", "UPDATE", "INSERT", "INSERT", "UPDATE"]
+    assert sent == ["INSERT", "SELECT", "INSERT", "UPDATE", "INSERT", "UPDATE"]
+
+
+@contextlib.contextmanager
+def before_taking_stock(app, change):
+    """Run `change()` (on another connection) right before create's first stock UPDATE is sent:
+    what another request could commit between create's read and its lock."""
+    engine = app.extensions["orders_service.engine"]
+    done: list[bool] = []
+
+    def hook(conn, cursor, statement, parameters, context, executemany):
+        if not done and statement.startswith("UPDATE products SET stock = stock -"):
+            done.append(True)
+            change()
+
+    event.listen(engine, "before_cursor_execute", hook)
+    try:
+        yield done
+    finally:
+        event.remove(engine, "before_cursor_execute", hook)
+
+
+def run_sql(db, sql: str, **params) -> None:
+    with db.begin() as conn:
+        conn.execute(text(sql), params)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_price_changed_between_read_and_lock_is_the_price_of_the_order(app, api, db, count):
+    """The order is built from an unlocked read; the UPDATE that locks the rows takes the stock
+    only at the price read, else create runs again locking first: the order has the new price."""
+    customer = api.new_customer()
+    products = [api.new_product(stock=10, price_cents=1000) for _ in range(count)]
+    changed = products[-1]["id"]
+    with before_taking_stock(
+        app, lambda: run_sql(db, "UPDATE products SET price_cents = 1500 WHERE id = :id", id=changed)
+    ) as done:
+        response = api.create_order(customer, [(p["id"], 2) for p in products], key=uuid.uuid4().hex)
+    assert done and response.status_code == 201, response.get_data(as_text=True)
+    order = response.get_json()
+    prices = {item["product_id"]: item["unit_price_cents"] for item in order["items"]}
+    assert prices[changed] == 1500 and order["total_cents"] == 2000 * (count - 1) + 3000
+    assert api.get_order(order["id"]) == order
+    for product in products:
+        assert stock_of(db, product["id"]) == 8  # taken once, by the run that committed
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM orders WHERE customer_id = :c"), {"c": customer}).scalar() == 1
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_stock_sold_between_read_and_lock_is_a_409_with_what_the_lock_saw(app, api, db, count):
+    customer = api.new_customer()
+    products = [api.new_product(stock=10) for _ in range(count)]
+    short = products[0]["id"]
+    with before_taking_stock(app, lambda: run_sql(db, "UPDATE products SET stock = 1 WHERE id = :id", id=short)):
+        response = api.create_order(customer, [(p["id"], 2) for p in products])
+    assert_problem(response, 409, "insufficient_stock")
+    assert response.get_json()["available"] == 1 and response.get_json()["product_id"] == short
+    assert stock_of(db, short) == 1 and all(stock_of(db, p["id"]) == 10 for p in products[1:])
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM orders WHERE customer_id = :c"), {"c": customer}).scalar() == 0
 
 
 def test_confirm_cancel_and_the_payment_claim_are_a_fixed_handful_of_statements(app, api):
@@ -89,7 +150,8 @@ def test_confirm_cancel_and_the_payment_claim_are_a_fixed_handful_of_statements(
 
     with statements(app) as sent:
         assert api.confirm(confirmed["id"]).status_code == 200
-    assert sent == ["INSERT", "SELECT", "UPDATE", "UPDATE"]  # key claim, order + lines locked, order, response
+    # order + lines locked, order, the key with its response (stored last: the order lock serialises twins)
+    assert sent == ["SELECT", "UPDATE", "INSERT"]
 
     with statements(app) as sent:
         assert api.claim(confirmed["id"]).get_json()["claimed"] is True

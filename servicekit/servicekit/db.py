@@ -1,8 +1,12 @@
 """Database engine and the unit of work every request runs in.
 
-- MySQL/MariaDB (tests, compose, production) through PyMySQL, READ COMMITTED (no gap locks,
-  so fewer deadlocks between concurrent reservations), utf8mb4, a short lock wait so a stuck
-  lock becomes a clear error instead of a hung request.
+- MySQL/MariaDB (tests, compose, production) through mysqlclient (MySQLdb, the C driver) when it
+  is installed, else PyMySQL (pure Python): `DB_DRIVER` (auto, mysqlclient, pymysql) chooses, and
+  a URL's own driver (`mysql+pymysql://`) does not: the URL names the database, the process
+  chooses the driver (`mysql_url`). READ COMMITTED (no gap locks, so fewer deadlocks between
+  concurrent reservations), utf8mb4, a short lock wait so a stuck lock becomes a clear error
+  instead of a hung request. The C driver blocks while it waits for the server; under gevent
+  (orders-service's worker) its statements wait on gevent's hub instead (`_connect_cooperatively`).
 - SQLite (the `make run` default when no database is configured): every transaction starts
   with `BEGIN IMMEDIATE`, which takes the write lock up front, so read-check-write sequences
   are serialised the way row locks serialise them on MySQL.
@@ -20,7 +24,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -28,11 +35,12 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .config import ConfigError
 from .logging import log_event
 
 log = logging.getLogger(__name__)
@@ -77,8 +85,43 @@ DEFAULT_CONNECT_TIMEOUT_SECONDS = 2.0
 READ_TIMEOUT_MARGIN_SECONDS = 10
 
 
+# DB_DRIVER: which MySQL driver a process uses. "auto" is mysqlclient when it is installed.
+DRIVER_VARIABLE = "DB_DRIVER"
+_DRIVERS = {"mysqlclient": "mysqldb", "mysqldb": "mysqldb", "pymysql": "pymysql"}
+
+
+def mysql_driver(choice: str | None = None) -> str:
+    """The SQLAlchemy name of the MySQL driver to use: "mysqldb" (mysqlclient, C) or "pymysql".
+
+    `choice` (default: the DB_DRIVER variable, else "auto") is "auto", "mysqlclient" or
+    "pymysql"; "auto" takes mysqlclient when it is importable (it needs libmariadb/libmysqlclient
+    at install time), PyMySQL otherwise."""
+    raw = choice if choice is not None else os.environ.get(DRIVER_VARIABLE, "")
+    name = raw.strip().lower() or "auto"
+    if name == "auto":
+        return "mysqldb" if importlib.util.find_spec("MySQLdb") is not None else "pymysql"
+    if name not in _DRIVERS:
+        raise ConfigError(f"{DRIVER_VARIABLE} must be auto, mysqlclient or pymysql, got {raw!r}")
+    driver = _DRIVERS[name]
+    if driver == "mysqldb" and importlib.util.find_spec("MySQLdb") is None:
+        raise ConfigError(f"{DRIVER_VARIABLE}={raw} but mysqlclient (MySQLdb) is not installed")
+    return driver
+
+
+def mysql_url(url: str | URL, driver: str | None = None) -> URL:
+    """`url` with the MySQL driver of this process (`mysql_driver()`); other databases as given.
+
+    `mysql+pymysql://...`, `mysql+mysqldb://...`, `mysql://...` (and `mariadb+...`) name the
+    same database: only the driver part changes."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in ("mysql", "mariadb") or parsed.get_driver_name() not in ("mysqldb", "pymysql"):
+        return parsed
+    return parsed.set(drivername=f"{backend}+{driver or mysql_driver()}")
+
+
 def make_engine(
-    url: str,
+    url: str | URL,
     *,
     pool_size: int = 10,
     max_overflow: int = 10,
@@ -92,7 +135,8 @@ def make_engine(
     waits at most `pool_timeout_seconds` for a pooled connection, `connect_timeout_seconds` for a
     new one, and `read_timeout_seconds` (default: the lock wait plus READ_TIMEOUT_MARGIN_SECONDS)
     for an answer, then gets its 503; it never hangs behind a dead server."""
-    if url.startswith("sqlite"):
+    url = mysql_url(url)
+    if url.get_backend_name() == "sqlite":
         engine = create_engine(
             url, echo=echo, hide_parameters=True, connect_args={"timeout": 30, "check_same_thread": False}
         )
@@ -100,6 +144,10 @@ def make_engine(
         return engine
     if read_timeout_seconds is None:
         read_timeout_seconds = int(lock_wait_timeout_seconds) + READ_TIMEOUT_MARGIN_SECONDS
+    if url.get_driver_name() == "mysqldb":
+        # mysqlclient takes whole seconds (at least 1); PyMySQL takes fractions.
+        connect_timeout_seconds = max(1, math.ceil(connect_timeout_seconds))
+        read_timeout_seconds = max(1, math.ceil(read_timeout_seconds))
     engine = create_engine(
         url,
         echo=echo,
@@ -124,10 +172,91 @@ def make_engine(
         },
     )
     event.listen(engine, "reset", _reset_unless_idle)
+    if url.get_driver_name() == "mysqldb":
+        _track_transaction_ends(engine)
+        if gevent_patched():
+            _connect_cooperatively(engine, read_timeout_seconds)
     return engine
 
 
+def gevent_patched() -> bool:
+    """True in a process whose sockets gevent has patched (gunicorn's gevent worker)."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return bool(monkey.is_module_patched("socket"))
+
+
+def _connect_cooperatively(engine: Engine, read_timeout_seconds: float) -> None:
+    """mysqlclient under gevent: a statement is sent, then its greenlet waits on gevent's hub for
+    the answer (the worker serves other requests meanwhile), then reads it, in C. COMMIT and
+    ROLLBACK go the same way. A wait longer than the read timeout is a lost connection (2013),
+    as in the driver itself. Opening a connection still blocks the worker, for at most the
+    connect timeout, only when the pool opens one."""
+    import MySQLdb
+    import MySQLdb.connections
+    from gevent.socket import wait_read
+
+    timed_out = (2013, "Lost connection to server during query (read timeout while waiting for the answer)")
+
+    class CooperativeConnection(MySQLdb.connections.Connection):
+        def query(self, query):
+            if isinstance(query, bytearray):
+                query = bytes(query)
+            self.send_query(query)
+            wait_read(self.fileno(), timeout=read_timeout_seconds, timeout_exc=MySQLdb.OperationalError(*timed_out))
+            self.read_query_result()
+
+        def commit(self):
+            self.query(b"COMMIT")
+
+        def rollback(self):
+            self.query(b"ROLLBACK")
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect, _record, cargs, cparams):
+        return CooperativeConnection(*cargs, **cparams)
+
+
 _SERVER_STATUS_IN_TRANS = 1  # MySQL protocol status flag: a transaction is open
+# Set on a DBAPI connection without `server_status` (mysqlclient): True once a COMMIT or ROLLBACK
+# succeeded, False again when SQLAlchemy begins the next transaction on it.
+_IDLE = "servicekit_idle"
+
+
+def _track_transaction_ends(engine: Engine) -> None:
+    """For a driver that does not expose the server's status (mysqlclient): remember, on the
+    connection, that since it was checked out SQLAlchemy's last COMMIT or ROLLBACK on it
+    succeeded and nothing began since, which is what the status flag would have said. A failed
+    COMMIT, or a checkout with no COMMIT/ROLLBACK at all, leaves the mark unset: that connection
+    is rolled back on return. (Statements sent on the raw driver connection after a COMMIT of the
+    same checkout are not seen: nothing here does that.)"""
+    dialect = engine.dialect
+    do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+    def mark_idle(dbapi_connection) -> None:
+        # Some callers (the dialect's first connect) pass the pool's proxy, not the connection.
+        setattr(getattr(dbapi_connection, "dbapi_connection", dbapi_connection), _IDLE, True)
+
+    def commit_and_mark(dbapi_connection) -> None:
+        do_commit(dbapi_connection)
+        mark_idle(dbapi_connection)
+
+    def rollback_and_mark(dbapi_connection) -> None:
+        do_rollback(dbapi_connection)
+        mark_idle(dbapi_connection)
+
+    dialect.do_commit = commit_and_mark
+    dialect.do_rollback = rollback_and_mark
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, _record, _proxy) -> None:
+        setattr(dbapi_connection, _IDLE, False)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        setattr(connection.connection.dbapi_connection, _IDLE, False)
 
 
 def _reset_unless_idle(dbapi_connection, _record, reset_state) -> None:
@@ -138,13 +267,15 @@ def _reset_unless_idle(dbapi_connection, _record, reset_state) -> None:
     (or ROLLBACK) says whether a transaction is still open. A transaction SQLAlchemy started is
     always ended by SQLAlchemy before the connection returns (`Connection.close()` rolls it
     back, reported here as `transaction_was_reset`), so what is skipped is exactly the
-    redundant ROLLBACK after a commit. Anything else, or a driver without that status, is
-    rolled back as before.
+    redundant ROLLBACK after a commit. mysqlclient does not expose that status: there the mark
+    `_track_transaction_ends` keeps stands in for it. Anything else is rolled back as before.
     """
     if reset_state.transaction_was_reset:
         return
     status = getattr(dbapi_connection, "server_status", None)
     if isinstance(status, int) and not status & _SERVER_STATUS_IN_TRANS:
+        return
+    if status is None and getattr(dbapi_connection, _IDLE, False):
         return
     dbapi_connection.rollback()
 

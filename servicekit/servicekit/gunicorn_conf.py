@@ -22,6 +22,8 @@ def _default_worker_class(service: str) -> str:
     """gevent for orders-service: its requests are waits on MySQL and customers-service, and a
     gevent worker serves them on one thread with no hand-off between an acceptor thread and a
     pool (measured on the bench box: about 30% less CPU per request than gthread, bench/README.md).
+    Both MySQL drivers cooperate with it: PyMySQL through gevent's patched sockets, mysqlclient
+    through servicekit.db's wait on the hub (docs/adr/0009-mysqlclient-under-gevent.md).
     gthread elsewhere: customers-service hashes passwords with argon2, CPU work that would stall
     every other request of a gevent worker."""
     if service == "orders-service" and importlib.util.find_spec("gevent") is not None:

@@ -1,12 +1,27 @@
 """The unit of work on a real MariaDB: deadlocks are retried, not surfaced."""
 
+import importlib.util
 import threading
 
 import pytest
 from sqlalchemy import text
 
-from servicekit.db import is_duplicate_key, make_engine, make_session_factory, transaction
+from servicekit.config import ConfigError
+from servicekit.db import (
+    DRIVER_VARIABLE,
+    is_duplicate_key,
+    make_engine,
+    make_session_factory,
+    mysql_driver,
+    mysql_url,
+    transaction,
+)
 from servicekit.testing import ThrowawayDatabase
+
+try:
+    import MySQLdb
+except ImportError:  # PyMySQL only: the fallback
+    MySQLdb = None
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +88,68 @@ def test_duplicate_key_is_recognised(session_factory):
     with pytest.raises(IntegrityError) as info:
         transaction(session_factory, lambda s: s.execute(text("INSERT INTO counters VALUES (1, 0)")))
     assert is_duplicate_key(info.value)
+
+
+# --- The driver: mysqlclient when installed, PyMySQL otherwise ----------------------------------
+
+
+def test_a_mysql_url_gets_the_driver_of_the_process(monkeypatch):
+    url = "mysql+pymysql://app:secret@db.example:3306/orders?charset=utf8mb4"
+    monkeypatch.setenv(DRIVER_VARIABLE, "pymysql")
+    assert mysql_url(url).drivername == "mysql+pymysql"
+    monkeypatch.setenv(DRIVER_VARIABLE, "auto")
+    expected = "mysqldb" if importlib.util.find_spec("MySQLdb") else "pymysql"
+    translated = mysql_url(url)
+    assert translated.drivername == f"mysql+{expected}"
+    assert (translated.username, translated.password, translated.host, translated.database) == (
+        "app",
+        "secret",
+        "db.example",
+        "orders",
+    )
+    assert translated.query == {"charset": "utf8mb4"}
+    assert mysql_url("mysql://app@db/orders").drivername == f"mysql+{expected}"
+    assert mysql_url("sqlite:///var/orders.db").drivername == "sqlite"
+
+
+def test_a_driver_choice_that_cannot_be_met_is_a_config_error(monkeypatch):
+    monkeypatch.setenv(DRIVER_VARIABLE, "oracle")
+    with pytest.raises(ConfigError, match="DB_DRIVER"):
+        mysql_driver()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "MySQLdb" else object())
+    assert mysql_driver("auto") == "pymysql"  # the fallback when mysqlclient is not installed
+    with pytest.raises(ConfigError, match="not installed"):
+        mysql_driver("mysqlclient")
+
+
+DRIVERS = ["pymysql", pytest.param("mysqlclient", marks=pytest.mark.skipif(MySQLdb is None, reason="no mysqlclient"))]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_committed_connection_goes_back_to_the_pool_without_a_rollback(session_factory, monkeypatch, driver):
+    """One round trip saved per request: the pool's ROLLBACK on check-in is skipped when the
+    connection's last COMMIT or ROLLBACK left it idle (PyMySQL: the server's status flag;
+    mysqlclient: a mark kept by servicekit.db), and still sent when a transaction is open."""
+    monkeypatch.setenv(DRIVER_VARIABLE, driver)
+    engine = make_engine(session_factory.kw["bind"].url, pool_size=1, max_overflow=0)
+    factory = make_session_factory(engine)
+    assert engine.dialect.driver == ("mysqldb" if driver == "mysqlclient" else "pymysql")
+
+    def rollbacks() -> int:
+        with engine.connect() as conn:
+            value = conn.exec_driver_sql("SHOW SESSION STATUS LIKE 'Com_rollback'").one()[1]
+            conn.rollback()
+        return int(value)
+
+    try:
+        before = rollbacks()
+        for _ in range(3):
+            transaction(factory, lambda s: s.execute(text("UPDATE counters SET value = value WHERE id = 1")))
+        assert rollbacks() == before + 1  # only the explicit one in rollbacks() itself
+        # A transaction SQLAlchemy did not begin (on the driver's own connection) is rolled back
+        # on check-in: the server's flag says so, or (mysqlclient) no COMMIT since the checkout.
+        with engine.connect() as conn:
+            conn.connection.dbapi_connection.cursor().execute("UPDATE counters SET value = value WHERE id = 1")
+        assert rollbacks() == before + 3  # rollbacks()'s own, and the one on check-in
+    finally:
+        engine.dispose()

@@ -67,6 +67,44 @@ BUGS = {
 }
 
 
+try:
+    import MySQLdb
+except ImportError:  # PyMySQL only: the fallback
+    MySQLdb = None
+
+if MySQLdb is not None:
+    # The same failures as mysqlclient (libmariadb) raises them: its own classes, the same numbers.
+    def wrapped_mysqldb(orig: Exception, *, invalidated: bool = False) -> sa_exc.DBAPIError:
+        return sa_exc.DBAPIError.instance(
+            "SELECT 1", {}, orig, MySQLdb.Error, connection_invalidated=invalidated, dialect=None
+        )
+
+    OUTAGES.update(
+        {
+            "mysqlclient: connection refused": wrapped_mysqldb(
+                MySQLdb.OperationalError(2002, "Can't connect to server on '127.0.0.1' (115)")
+            ),
+            "mysqlclient: account locked": wrapped_mysqldb(MySQLdb.OperationalError(4151, "Access denied")),
+            "mysqlclient: server gone away": wrapped_mysqldb(
+                MySQLdb.OperationalError(2006, "Server has gone away"), invalidated=True
+            ),
+            "mysqlclient: lost connection": wrapped_mysqldb(
+                MySQLdb.OperationalError(2013, "Lost connection to server during query"), invalidated=True
+            ),
+            "mysqlclient: connect timeout": wrapped_mysqldb(
+                MySQLdb.OperationalError(2013, "Lost connection to server at 'handshake: reading initial packet'")
+            ),
+            "mysqlclient: closed connection": wrapped_mysqldb(MySQLdb.InterfaceError(0, ""), invalidated=True),
+        }
+    )
+    BUGS.update(
+        {
+            "mysqlclient: syntax error": wrapped_mysqldb(MySQLdb.ProgrammingError(1064, "You have an error")),
+            "mysqlclient: duplicate key": wrapped_mysqldb(MySQLdb.IntegrityError(1062, "Duplicate entry")),
+        }
+    )
+
+
 @pytest.mark.parametrize("error", OUTAGES.values(), ids=OUTAGES.keys())
 def test_connectivity_failures_are_an_outage(error):
     assert is_database_unavailable(error)

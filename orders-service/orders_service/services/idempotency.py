@@ -12,6 +12,18 @@ One transaction per attempt:
 `replay_if_stored` is the same read done before any work, so a replay needs nothing but the
 database (no downstream call, no locks).
 
+`run_once(..., claim_last=True)`, for a unit of work whose first statement locks the row that
+every twin of the request locks too (confirm: the order), stores the key last, with its response,
+in one INSERT (one round trip fewer):
+  the business change → a twin waits for the row lock, then finds the work done and fails
+                        (e.g. 409 invalid state), so
+  on a problem          → the key is read: a completed twin's stored response is replayed (or 422
+                        if its request differs), else the problem stands;
+  on a 2xx outcome     → INSERT the key with the response: a duplicate means a twin with the same
+                        key completed first (another row, so no lock kept them apart): this
+                        transaction is rolled back and the twin's response replayed (or 422).
+Either way the key exists iff the change happened, as with the claim first.
+
 `ReplayCache` (servicekit.idempotency) keeps, per process, the completed responses this process
 has replayed; servicekit.replay answers retries from it before the web framework does.
 """
@@ -29,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from servicekit.db import MYSQL_LOCK_WAIT_TIMEOUT, is_duplicate_key, mysql_error_code, read, transaction
 from servicekit.idempotency import IdempotentRequest, Outcome, ReplayCache
 from servicekit.limits import IDEMPOTENCY_KEY_MAX
+from servicekit.problems import Problem
 from servicekit.timeutil import utcnow
 
 from .. import repository as repo
@@ -59,10 +72,13 @@ def run_once(
     *,
     ttl_seconds: int,
     cache: ReplayCache | None = None,
+    claim_last: bool = False,
 ) -> Outcome:
     """Run `work` in one transaction guarded by the key (or unguarded when there is no key)."""
     if request is None:
         return transaction(session_factory, work)
+    if claim_last:
+        return _run_claiming_last(session_factory, request, work, ttl_seconds, cache)
 
     def guarded(session: Session) -> Outcome:
         claim = _claim(session, request, ttl_seconds, cache)
@@ -78,10 +94,53 @@ def run_once(
     return transaction(session_factory, guarded)
 
 
+class _ReplayInstead(Exception):
+    """Roll the transaction back and answer a completed twin's stored outcome instead."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+
+def _run_claiming_last(
+    session_factory: sessionmaker[Session],
+    request: IdempotentRequest,
+    work: Callable[[Session], Outcome],
+    ttl_seconds: int,
+    cache: ReplayCache | None,
+) -> Outcome:
+    def guarded(session: Session) -> Outcome:
+        try:
+            outcome = work(session)
+        except Problem:
+            stored = repo.find_idempotency_key(session, request.scope_hash)
+            if stored is not None and stored.response_status is not None and stored.expires_at > utcnow():
+                raise _ReplayInstead(_replay(stored, request, cache)) from None
+            raise
+        if not 200 <= outcome.status < 300:
+            return outcome  # nothing stored, as with the claim first
+        body = orjson.dumps(outcome.body).decode()
+        claim = _claim(session, request, ttl_seconds, cache, response=(outcome.status, body))
+        if isinstance(claim, Outcome):
+            raise _ReplayInstead(claim)
+        return outcome
+
+    try:
+        return transaction(session_factory, guarded)
+    except _ReplayInstead as replay:
+        return replay.outcome
+
+
 def _claim(
-    session: Session, request: IdempotentRequest, ttl_seconds: int, cache: ReplayCache | None = None
+    session: Session,
+    request: IdempotentRequest,
+    ttl_seconds: int,
+    cache: ReplayCache | None = None,
+    *,
+    response: tuple[int, str] | None = None,
 ) -> int | Outcome:
-    """Insert the key row (its id), or the outcome to replay when a twin already completed."""
+    """Insert the key row (its id), or the outcome to replay when a twin already completed.
+    With `response` (status, body), the row is inserted completed."""
     now = utcnow()
     for _ in range(3):
         try:
@@ -94,6 +153,7 @@ def _claim(
                 fingerprint=request.fingerprint,
                 now=now,
                 expires_at=now + timedelta(seconds=ttl_seconds),
+                response=response,
             )
         except IntegrityError as exc:
             if not is_duplicate_key(exc):

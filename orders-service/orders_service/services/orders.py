@@ -5,8 +5,13 @@ inside the create transaction, by a column of the statement that locks the produ
 404 as an unknown customer, even on a worker whose customer cache still holds it.
 
 Locking discipline (no lock cycles, so deadlocks are rare and retried when they happen):
-- create locks the products it reserves, in id order (one SELECT ... FOR UPDATE);
-- checkout locks the customer's cart row first, then the products;
+- create locks the products it reserves, in id order, as late as it can: it reads them without
+  a lock, inserts the order, then takes their stock with one conditional UPDATE (enough stock
+  and the price it read, which locks the rows), and only the lines, the stored response and
+  COMMIT follow under the lock. When a row fails the condition, the transaction is rolled back
+  and run again the pessimistic way (one SELECT ... FOR UPDATE first), unless the stock under
+  the lock is short (a 409). A hot product's row is held for three round trips instead of five;
+- checkout locks the customer's cart row first, then the products (the same way);
 - every transition of an existing order locks the order row first, then its products in id
   order (a single UPDATE over the primary key).
 """
@@ -76,43 +81,78 @@ def create_order(
             return replay
         raise
 
-    if body.get("from_cart"):
+    def run(lock_first: bool) -> Outcome:
+        if body.get("from_cart"):
 
-        def work(session: Session) -> Outcome:
-            return Outcome(201, _checkout_cart(session, customer_id))
-    else:
-        wanted = {line["product_id"]: line["qty"] for line in body["items"]}
+            def work(session: Session) -> Outcome:
+                return Outcome(201, _checkout_cart(session, customer_id, lock_first=lock_first))
+        else:
+            wanted = {line["product_id"]: line["qty"] for line in body["items"]}
 
-        def work(session: Session) -> Outcome:
-            return Outcome(201, _reserve_and_create(session, customer_id, wanted))
+            def work(session: Session) -> Outcome:
+                return Outcome(201, _reserve_and_create(session, customer_id, wanted, lock_first=lock_first))
 
-    try:
         return idempotency.run_once(
             ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
         )
+
+    try:
+        try:
+            return run(lock_first=False)
+        except _ChangedSinceRead:
+            return run(lock_first=True)  # everything rolled back, the key claim too
     except CustomerDeleted:
         ctx.customers.forget(customer_id)  # this worker's cache still said "exists"
         raise
 
 
-def _reserve_and_create(session: Session, customer_id: int, wanted: dict[int, int]) -> dict[str, Any]:
-    """Lock, check, take stock, insert the order and its lines: four statements whatever the size."""
+class _ChangedSinceRead(Exception):
+    """A product's price changed, or its stock came back, between create's read and its lock:
+    roll back and create the order again, locking first."""
+
+
+def _reserve_and_create(
+    session: Session, customer_id: int, wanted: dict[int, int], *, lock_first: bool = False
+) -> dict[str, Any]:
+    """Check, insert the order, take stock, insert its lines: four statements whatever the size.
+
+    Read first, lock late (the default): the products are read without a lock, and their rows
+    are locked by the UPDATE that takes the stock, only if each still has the stock and the
+    price that was read (so the order's prices are those under the lock). `lock_first` locks
+    them before anything else instead: the fallback when that UPDATE missed a row."""
+    if lock_first:
+        return _lock_reserve_and_create(session, customer_id, wanted)
     now = utcnow()
-    locked = repo.lock_products(session, wanted, customer_id=customer_id)
-    # The tombstone rides on every locked row; with no row (no product exists) it costs a read,
+    products = repo.read_products(session, wanted, customer_id=customer_id)
+    _check_products(session, customer_id, wanted, products)
+    total_cents = sum(product.price_cents * wanted[product.id] for product in products)
+    order_id = repo.insert_order(session, customer_id=customer_id, total_cents=total_cents, now=now)
+    if not repo.take_stock(session, {p.id: (wanted[p.id], p.price_cents) for p in products}, now):
+        # Some row lacked the stock or the price read: lock them all to tell which (a 409 for
+        # short stock; anything else runs again from scratch). Rolled back either way.
+        _check_products(session, customer_id, wanted, repo.lock_products(session, wanted, customer_id=customer_id))
+        raise _ChangedSinceRead
+    lines = _order_lines(order_id, wanted, products)
+    repo.insert_order_items(session, lines)
+    return new_order_view(order_id, customer_id, total_cents, lines, now)
+
+
+def _check_products(session: Session, customer_id: int, wanted: dict[int, int], products: list[Row]) -> None:
+    """404 for a deleted customer or a missing product, 409 for short stock."""
+    # The tombstone rides on every product row; with no row (no product exists) it costs a read,
     # on that error path only, so a deleted customer is a customer 404 like an unknown one.
-    if locked[0].customer_deleted if locked else repo.customer_deleted(session, customer_id):
+    if products[0].customer_deleted if products else repo.customer_deleted(session, customer_id):
         raise CustomerDeleted(customer_id)
-    missing = sorted(set(wanted) - {row.id for row in locked})
+    missing = sorted(set(wanted) - {row.id for row in products})
     if missing:
         raise not_found("product", missing[0])
-    for product in locked:
+    for product in products:
         if product.stock < wanted[product.id]:
             raise insufficient_stock(product.id, wanted[product.id], product.stock)
-    repo.change_stock(session, {product_id: -qty for product_id, qty in wanted.items()}, now)
-    total_cents = sum(product.price_cents * wanted[product.id] for product in locked)
-    order_id = repo.insert_order(session, customer_id=customer_id, total_cents=total_cents, now=now)
-    lines = [
+
+
+def _order_lines(order_id: int, wanted: dict[int, int], products: list[Row]) -> list[dict[str, Any]]:
+    return [
         {
             "order_id": order_id,
             "product_id": product.id,
@@ -120,13 +160,24 @@ def _reserve_and_create(session: Session, customer_id: int, wanted: dict[int, in
             "qty": wanted[product.id],
             "unit_price_cents": product.price_cents,
         }
-        for product in locked
+        for product in products
     ]
+
+
+def _lock_reserve_and_create(session: Session, customer_id: int, wanted: dict[int, int]) -> dict[str, Any]:
+    """Lock, check, take stock, insert the order and its lines: four statements whatever the size."""
+    now = utcnow()
+    locked = repo.lock_products(session, wanted, customer_id=customer_id)
+    _check_products(session, customer_id, wanted, locked)
+    repo.change_stock(session, {product_id: -qty for product_id, qty in wanted.items()}, now)
+    total_cents = sum(product.price_cents * wanted[product.id] for product in locked)
+    order_id = repo.insert_order(session, customer_id=customer_id, total_cents=total_cents, now=now)
+    lines = _order_lines(order_id, wanted, locked)
     repo.insert_order_items(session, lines)
     return new_order_view(order_id, customer_id, total_cents, lines, now)
 
 
-def _checkout_cart(session: Session, customer_id: int) -> dict[str, Any]:
+def _checkout_cart(session: Session, customer_id: int, *, lock_first: bool = False) -> dict[str, Any]:
     """Order what is in the cart and empty it, in the caller's transaction."""
     wanted = repo.cart_quantities(session, customer_id) if repo.lock_cart(session, customer_id) else {}
     if not wanted:
@@ -134,7 +185,7 @@ def _checkout_cart(session: Session, customer_id: int) -> dict[str, Any]:
         if repo.customer_deleted(session, customer_id):
             raise CustomerDeleted(customer_id)
         raise cart_empty(customer_id)
-    order = _reserve_and_create(session, customer_id, wanted)
+    order = _reserve_and_create(session, customer_id, wanted, lock_first=lock_first)
     repo.delete_cart_items(session, customer_id, wanted)
     return order
 
@@ -174,8 +225,14 @@ def confirm_order(ctx: ServiceContext, principal: Principal, order_id: int, idem
         repo.set_order_fields(session, order_id, now, **changes)
         return Outcome(200, order_view(order, items, **changes, updated_at=now))
 
+    # The order's lock comes first and serialises twins: the key is stored last, with the answer.
     return idempotency.run_once(
-        ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
+        ctx.session_factory,
+        request,
+        work,
+        ttl_seconds=ctx.settings.idempotency_ttl_seconds,
+        cache=ctx.replays,
+        claim_last=True,
     )
 
 
