@@ -40,6 +40,7 @@ from orchestrator.local.apigw_adapter import build_event
 from servicekit.auth import mint_user_token
 
 from . import ROOT, log
+from .fixtures import expect
 from .target import Target
 
 FUNCTIONS = {
@@ -182,14 +183,12 @@ def _fixtures(target: Target) -> tuple[str, int, int]:
         headers=headers,
         timeout=10,
     )
-    for response, what in ((customer, "customer"), (product, "product")):
-        if response.status_code != 201:
-            raise SystemExit(f"cold start fixtures: {what}: {response.status_code} {response.text[:300]}")
-    customer_id = customer.json()["id"]
+    customer_id = expect(customer, 201, "cold start: customer")["id"]
+    product_id = expect(product, 201, "cold start: product")["id"]
     token = mint_user_token(
         target.user_ring, user_id=900003, role="customer", customer_id=customer_id, ttl_seconds=3600
     )
-    return token, customer_id, product.json()["id"]
+    return token, customer_id, product_id
 
 
 def measure_once(python312: str, build_dir: Path, env: dict[str, str], events: list[dict[str, Any]]) -> ColdStart:

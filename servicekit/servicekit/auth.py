@@ -102,12 +102,7 @@ def mint(ring: KeyRing, claims: Mapping[str, Any], ttl_seconds: int, *, now: flo
 
 def verify(ring: KeyRing, token: str, *, audience: str, issuers: Collection[str]) -> dict[str, Any]:
     """Verify an HS256 token: signature, pinned alg, kid, exp/iat/aud/iss/sub; return the claims."""
-    header = _header(token)
-    if header.get("alg") != ALGORITHM:
-        raise InvalidToken("token algorithm is not accepted")
-    key = ring.keys.get(str(header.get("kid")))
-    if key is None:
-        raise InvalidToken("token is signed with an unknown key")
+    key = _key_named_by(token, ALGORITHM, ring.keys)
     claims = _decode(token, key, ALGORITHM, audience=audience)
     if claims.get("iss") not in issuers:
         raise InvalidToken("token issuer is not trusted")
@@ -119,6 +114,17 @@ def _header(token: str) -> dict[str, Any]:
         return jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
         raise InvalidToken("malformed token") from exc
+
+
+def _key_named_by(token: str, algorithm: str, keys_by_kid: Mapping[str, Any]) -> Any:
+    """What `keys_by_kid` holds for the token's `kid`, once its header pins `algorithm`."""
+    header = _header(token)
+    if header.get("alg") != algorithm:
+        raise InvalidToken("token algorithm is not accepted")
+    found = keys_by_kid.get(str(header.get("kid")))
+    if found is None:
+        raise InvalidToken("token is signed with an unknown key")
+    return found
 
 
 def _decode(token: str, key: Any, algorithm: str, *, audience: str, issuer: str | None = None) -> dict[str, Any]:
@@ -261,13 +267,7 @@ def verify_service_token(
 ) -> dict[str, Any]:
     """Verify an EdDSA service token against the key its `kid` names, which must belong to the
     issuer the token claims (`iss` = `sub`); return the claims."""
-    header = _header(token)
-    if header.get("alg") != SERVICE_ALGORITHM:
-        raise InvalidToken("token algorithm is not accepted")
-    bound = public_keys.by_kid.get(str(header.get("kid")))
-    if bound is None:
-        raise InvalidToken("token is signed with an unknown key")
-    owner, key = bound
+    owner, key = _key_named_by(token, SERVICE_ALGORITHM, public_keys.by_kid)
     if owner not in issuers:
         raise InvalidToken("token issuer is not trusted")
     # `issuer=owner`: a token naming another caller than the key's owner is refused.

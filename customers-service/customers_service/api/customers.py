@@ -21,6 +21,16 @@ BFF_ONLY = (BFF_CALLER,)
 CustomerPageSchema = page_schema(CustomerSchema, "CustomerPage")
 
 
+# What a replace (PUT) and a change (PATCH) of one customer can answer besides the shape's own.
+customer_write_problems = problem_responses(
+    blp,
+    404,
+    409,
+    s404="`not_found`: unknown or deleted customer",
+    s409="`duplicate_email`: a live customer has this email",
+)
+
+
 @blp.route("")
 class CustomerCollection(MethodView):
     @requires("admin", "service", callers=BFF_ONLY)
@@ -56,13 +66,7 @@ class CustomerItem(MethodView):
     @requires("admin", "service", callers=BFF_ONLY)
     @blp.arguments(CustomerInSchema)
     @blp.response(200, CustomerSchema)
-    @problem_responses(
-        blp,
-        404,
-        409,
-        s404="`not_found`: unknown or deleted customer",
-        s409="`duplicate_email`: a live customer has this email",
-    )
+    @customer_write_problems
     def put(self, body, customer_id):
         """Replace a customer (an omitted phone is cleared)"""
         log_context(customer_id=customer_id)
@@ -71,13 +75,7 @@ class CustomerItem(MethodView):
     @requires("admin", "service", callers=BFF_ONLY)
     @blp.arguments(CustomerPatchSchema)
     @blp.response(200, CustomerSchema)
-    @problem_responses(
-        blp,
-        404,
-        409,
-        s404="`not_found`: unknown or deleted customer",
-        s409="`duplicate_email`: a live customer has this email",
-    )
+    @customer_write_problems
     def patch(self, body, customer_id):
         """Change some fields of a customer"""
         log_context(customer_id=customer_id)

@@ -13,9 +13,9 @@ import gc
 
 gc.disable()
 try:
-    from .invocation import handle, lambda_handler
+    from .invocation import lambda_handler
 finally:
     gc.freeze()
     gc.enable()
 
-__all__ = ["handle", "lambda_handler"]
+__all__ = ["lambda_handler"]
