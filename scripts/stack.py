@@ -608,7 +608,7 @@ class Stack:
     def start_sqs(self, *, wait: bool = True) -> ManagedProcess:
         sqs = self._process(
             "sqs",
-            [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.config.sqs_port)],
+            [PYTHON, "-m", "orchestrator.local.moto_sqs", "-H", "127.0.0.1", "-p", str(self.config.sqs_port)],
             health_url=f"{self.config.sqs_endpoint}/moto-api/",
             echo=False,  # one access-log line per poll: in var/log/sqs.log only
         )

@@ -264,7 +264,7 @@ class Moment:
         return self.name
 
 
-EVERY_KIND = ("moto.server", "gunicorn", "apigw_adapter", "spawn_main", "sqs_poller", "sweeper_timer")
+EVERY_KIND = ("moto_sqs", "gunicorn", "apigw_adapter", "spawn_main", "sqs_poller", "sweeper_timer")
 
 
 def every_process_started(runner: Runner) -> bool:
@@ -279,7 +279,7 @@ MOMENTS = [
     Moment("migrating", running("cli migrate")),
     Moment("migrating, a bit later", running("cli migrate"), delay=0.4),
     Moment("seeding", running("cli seed-demo")),
-    Moment("moto starting", running("moto.server")),
+    Moment("moto starting", running("moto_sqs")),
     Moment("gunicorn masters starting", running("gunicorn")),
     Moment("gunicorn workers booting", running("gunicorn", 3)),
     Moment("gunicorn workers booting, a bit later", running("gunicorn", 3), delay=0.5),

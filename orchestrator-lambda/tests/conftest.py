@@ -159,10 +159,10 @@ def bff(bff_deps: BffDependencies) -> Callable[..., HttpAnswer]:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """A real moto server process; its URL."""
+    """A real moto server process (as the local stack runs it: orchestrator.local.moto_sqs); its URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "orchestrator.local.moto_sqs", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
