@@ -78,9 +78,10 @@ def test_create_is_four_statements_whatever_the_size(app, api):
     with statements(app) as sent:
         response = api.create_order(customer, [(p["id"], 1) for p in products], key=uuid.uuid4().hex)
         assert response.status_code == 201
-    # key claim, read, order, take stock, lines, stored response (no separate key lookup first: the
-    # claim finds a completed twin, and a known customer needs no lookup to replay)
-    assert sent == ["INSERT", "SELECT", "INSERT", "UPDATE", "INSERT", "UPDATE"]
+    # read, order, the key with its answer, then under the products' locks: take stock, lines (no
+    # key lookup first: the key's INSERT finds a completed twin, and a known customer needs no
+    # lookup to replay)
+    assert sent == ["SELECT", "INSERT", "INSERT", "UPDATE", "INSERT"]
 
 
 @contextlib.contextmanager
@@ -125,6 +126,25 @@ def test_a_price_changed_between_read_and_lock_is_the_price_of_the_order(app, ap
     assert api.get_order(order["id"]) == order
     for product in products:
         assert stock_of(db, product["id"]) == 8  # taken once, by the run that committed
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM orders WHERE customer_id = :c"), {"c": customer}).scalar() == 1
+
+
+def test_a_409_under_the_lock_leaves_no_key_behind(app, api, db):
+    """The key is stored before the stock is taken: a 409 at the lock rolls it back with the
+    order, so the same key runs again (and is not replayed) once there is stock."""
+    customer = api.new_customer()
+    product = api.new_product(stock=10)
+    key = uuid.uuid4().hex
+    with before_taking_stock(app, lambda: run_sql(db, "UPDATE products SET stock = 1 WHERE id = :id", id=product["id"])):
+        response = api.create_order(customer, [(product["id"], 2)], key=key)
+    assert_problem(response, 409, "insufficient_stock")
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM idempotency_keys WHERE idempotency_key = :k"), {"k": key}).scalar() == 0
+    run_sql(db, "UPDATE products SET stock = 10 WHERE id = :id", id=product["id"])
+    retry = api.create_order(customer, [(product["id"], 2)], key=key)
+    assert retry.status_code == 201 and retry.headers.get("Idempotent-Replayed") is None
+    assert stock_of(db, product["id"]) == 8
     with db.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM orders WHERE customer_id = :c"), {"c": customer}).scalar() == 1
 

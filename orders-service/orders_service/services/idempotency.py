@@ -24,6 +24,13 @@ in one INSERT (one round trip fewer):
                         transaction is rolled back and the twin's response replayed (or 422).
 Either way the key exists iff the change happened, as with the claim first.
 
+A unit of work may end in `LockLast`: its outcome is known before its last statements, which take
+row locks that many requests queue for (create: a hot product's stock). Those statements run
+after the key is stored, so the key's write is not one more round trip under those locks. Create
+stores its key last this way too: no row keeps its twins apart, but the key's unique index does
+(a twin's INSERT waits for the first to end, then replays it) and all else of the losing twin is
+rolled back with it.
+
 `ReplayCache` (servicekit.idempotency) keeps, per process, the completed responses this process
 has replayed; servicekit.replay answers retries from it before the web framework does.
 """
@@ -31,6 +38,7 @@ has replayed; servicekit.replay answers retries from it before the web framework
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -47,10 +55,37 @@ from servicekit.timeutil import utcnow
 from .. import repository as repo
 from .problems import idempotency_in_flight, idempotency_key_mismatch
 
-__all__ = ["IdempotentRequest", "Outcome", "ReplayCache", "replay_if_stored", "run_once", "purge_expired"]
+__all__ = ["IdempotentRequest", "LockLast", "Outcome", "ReplayCache", "replay_if_stored", "run_once", "purge_expired"]
 
 MAX_KEY_LENGTH = IDEMPOTENCY_KEY_MAX
 PURGE_BATCH_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class LockLast:
+    """What a unit of work answers, and its last statements (`finish`), which take contended row
+    locks: they run once the key is stored, just before the commit. `finish` may still fail
+    (a Problem, or an exception of the caller's); the whole transaction is rolled back then."""
+
+    outcome: Outcome
+    finish: Callable[[Session], None]
+
+
+Work = Callable[[Session], "Outcome | LockLast"]
+
+
+def _split(result: Outcome | LockLast) -> tuple[Outcome, Callable[[Session], None] | None]:
+    return (result.outcome, result.finish) if isinstance(result, LockLast) else (result, None)
+
+
+def _unguarded(work: Work) -> Callable[[Session], Outcome]:
+    def run(session: Session) -> Outcome:
+        outcome, finish = _split(work(session))
+        if finish is not None:
+            finish(session)
+        return outcome
+
+    return run
 
 
 def replay_if_stored(
@@ -68,7 +103,7 @@ def replay_if_stored(
 def run_once(
     session_factory: sessionmaker[Session],
     request: IdempotentRequest | None,
-    work: Callable[[Session], Outcome],
+    work: Work,
     *,
     ttl_seconds: int,
     cache: ReplayCache | None = None,
@@ -76,7 +111,7 @@ def run_once(
 ) -> Outcome:
     """Run `work` in one transaction guarded by the key (or unguarded when there is no key)."""
     if request is None:
-        return transaction(session_factory, work)
+        return transaction(session_factory, _unguarded(work))
     if claim_last:
         return _run_claiming_last(session_factory, request, work, ttl_seconds, cache)
 
@@ -84,11 +119,13 @@ def run_once(
         claim = _claim(session, request, ttl_seconds, cache)
         if isinstance(claim, Outcome):
             return claim
-        outcome = work(session)
+        outcome, finish = _split(work(session))
         if 200 <= outcome.status < 300:
             repo.store_idempotent_response(session, claim, outcome.status, orjson.dumps(outcome.body).decode())
         else:
             repo.delete_idempotency_key(session, claim)
+        if finish is not None:
+            finish(session)
         return outcome
 
     return transaction(session_factory, guarded)
@@ -105,24 +142,28 @@ class _ReplayInstead(Exception):
 def _run_claiming_last(
     session_factory: sessionmaker[Session],
     request: IdempotentRequest,
-    work: Callable[[Session], Outcome],
+    work: Work,
     ttl_seconds: int,
     cache: ReplayCache | None,
 ) -> Outcome:
     def guarded(session: Session) -> Outcome:
         try:
-            outcome = work(session)
+            outcome, finish = _split(work(session))
         except Problem:
             stored = repo.find_idempotency_key(session, request.scope_hash)
             if stored is not None and stored.response_status is not None and stored.expires_at > utcnow():
                 raise _ReplayInstead(_replay(stored, request, cache)) from None
             raise
         if not 200 <= outcome.status < 300:
+            if finish is not None:
+                finish(session)
             return outcome  # nothing stored, as with the claim first
         body = orjson.dumps(outcome.body).decode()
         claim = _claim(session, request, ttl_seconds, cache, response=(outcome.status, body))
         if isinstance(claim, Outcome):
             raise _ReplayInstead(claim)
+        if finish is not None:
+            finish(session)  # our key row is not committed: a problem here is not a twin's answer
         return outcome
 
     try:
