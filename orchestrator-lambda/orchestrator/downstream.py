@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import requests
 
-from servicekit.http_client import DependencyUnavailable
+from servicekit.http_client import DependencyUnavailable, HttpResponse
 from servicekit.problems import Problem
 
 from .observability import logger
@@ -50,14 +49,14 @@ class Reply:
 DEFAULT_RETRY_AFTER_SECONDS = 2
 
 
-def _passed_headers(response: requests.Response) -> dict[str, str]:
+def _passed_headers(response: HttpResponse) -> dict[str, str]:
     headers = {name: response.headers[name] for name in PASSED_THROUGH_HEADERS if name in response.headers}
     if response.status_code == 503:
         headers.setdefault("Retry-After", str(DEFAULT_RETRY_AFTER_SECONDS))
     return headers
 
 
-def _json_or_none(response: requests.Response) -> Any:
+def _json_or_none(response: HttpResponse) -> Any:
     if not response.content:
         return None
     try:
@@ -66,12 +65,12 @@ def _json_or_none(response: requests.Response) -> Any:
         return None
 
 
-def problem_code(response: requests.Response) -> str | None:
+def problem_code(response: HttpResponse) -> str | None:
     body = _json_or_none(response)
     return body.get("code") if isinstance(body, dict) else None
 
 
-def read_reply(response: requests.Response, dependency: str, *, user_credentials: bool = False) -> Reply:
+def read_reply(response: HttpResponse, dependency: str, *, user_credentials: bool = False) -> Reply:
     """The 2xx reply, or raise the problem our caller should see.
 
     `user_credentials` is true when the caller's own credentials were forwarded (login): then a

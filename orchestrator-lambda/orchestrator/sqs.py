@@ -1,7 +1,8 @@
 """SQS: SendMessage with a bounded number of retries, and the message attribute shapes.
 
 Every send is one HTTPS POST in SQS's JSON protocol (`AmazonSQS.SendMessage`), signed with
-botocore's own Signature V4 signer (`botocore.auth`), over a keep-alive `requests` session. Not
+botocore's own Signature V4 signer (`botocore.auth`), over a keep-alive urllib3 pool (servicekit's
+transport, `servicekit.http_client.send`). Not
 botocore's client: making one imports its waiter and documentation machinery and parses its
 service model and endpoint data, about 150 ms of CPU per cold start, more than half of the BFF's
 (docs/adr/0008-lambda-cold-start.md). The body's MD5 in the answer is checked, as botocore does.
@@ -22,14 +23,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
-import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
 from servicekit.config import ConfigError
 from servicekit.deadline import capped, has_time_for
+from servicekit.http_client import TRANSPORT_ERRORS, keep_alive_pool, send
 
 from .config import Settings
 from .observability import logger
@@ -69,15 +71,15 @@ class SqsClient:
         read_timeout: float,
         endpoint_url: str | None = None,
         environ: Mapping[str, str] | None = None,
-        session: requests.Session | None = None,
+        pool_size: int = 4,
     ) -> None:
         self.environ = os.environ if environ is None else environ
         self.region = region
         endpoint = endpoint_url or self.environ.get("AWS_ENDPOINT_URL_SQS") or self.environ.get("AWS_ENDPOINT_URL")
         self.endpoint = (endpoint or f"https://sqs.{region}.amazonaws.com").rstrip("/") + "/"
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
-        self.session = session or requests.Session()
-        self.session.trust_env = False  # no proxy lookups per call (the endpoint is fixed)
+        self.pool = keep_alive_pool(self.endpoint, pool_size)  # no proxy lookups: the endpoint is fixed
+        self._target = urlsplit(self.endpoint).path
         EnvironmentCredentials.from_environment(self.environ)  # a function without them fails at start
 
     def send_message(
@@ -96,13 +98,15 @@ class SqsClient:
         request = AWSRequest(method="POST", url=self.endpoint, data=body, headers=headers)
         SigV4Auth(EnvironmentCredentials.from_environment(self.environ), "sqs", self.region).add_auth(request)
         try:
-            response = self.session.post(
-                self.endpoint,
-                data=body,
+            response = send(
+                self.pool,
+                "POST",
+                self._target,
+                body=body,
                 headers=dict(request.headers.items()),
                 timeout=(self.connect_timeout, self.read_timeout),
             )
-        except requests.RequestException as exc:
+        except TRANSPORT_ERRORS as exc:
             raise SqsRequestFailed(f"{type(exc).__name__}: {exc}") from exc
         try:
             answer = orjson.loads(response.content) if response.content else {}

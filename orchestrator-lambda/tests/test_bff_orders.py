@@ -14,6 +14,7 @@ from orchestrator.bff import handler as bff_handler_module
 from orchestrator.bff.idempotency import derive_key
 from orchestrator.payment_events import PAYMENT_REQUESTED
 from orchestrator.sqs import SqsSender
+from servicekit.http_client import keep_alive_pool
 from servicekit.testing import free_port
 
 from .conftest import QUEUE_URL
@@ -278,9 +279,9 @@ def test_unknown_customer_is_a_404_and_nothing_is_ordered(bff, tokens, backend, 
     assert orders.calls("POST", "/orders") == []
 
 
-def test_a_down_dependency_is_a_quick_503(bff_deps, bff, tokens, backend):
+def test_a_down_dependency_is_a_quick_503(bff_deps, bff, tokens, backend, monkeypatch):
     closed = f"http://127.0.0.1:{free_port()}"
-    bff_deps.customers.base_url = closed
+    monkeypatch.setattr(bff_deps.customers, "pool", keep_alive_pool(closed, 1))
     started = time.monotonic()
     answer = place(bff, tokens.admin())
     assert answer.status == 503

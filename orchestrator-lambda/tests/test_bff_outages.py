@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from servicekit.http_client import keep_alive_pool
 from servicekit.testing import free_port
 
 from .stubs import problem
@@ -55,8 +56,8 @@ def test_a_503_without_retry_after_gets_one(bff, tokens, orders):
     assert int(answer.header("Retry-After")) >= 1
 
 
-def test_an_unreachable_service_is_a_503_with_retry_after(bff_deps, bff, tokens):
-    bff_deps.orders.base_url = f"http://127.0.0.1:{free_port()}"
+def test_an_unreachable_service_is_a_503_with_retry_after(bff_deps, bff, tokens, monkeypatch):
+    monkeypatch.setattr(bff_deps.orders, "pool", keep_alive_pool(f"http://127.0.0.1:{free_port()}", 1))
     answer = bff("GET", "/products", token=tokens.admin())
     assert answer.status == 503 and answer.body["code"] == "dependency_unavailable"
     assert answer.header("Content-Type") == "application/problem+json"

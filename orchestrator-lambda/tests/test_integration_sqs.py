@@ -16,14 +16,15 @@ from typing import Any
 import boto3
 import orjson
 import pytest
-import requests
 
+import orchestrator.sqs
 from orchestrator.config import load_settings
 from orchestrator.local.queues import ensure_payment_queues
 from orchestrator.local.sqs_poller import SqsPoller
 from orchestrator.payments.handler import build_processor, lambda_handler, use_processor
 from orchestrator.sqs import SqsRequestFailed, make_sqs_client
 from servicekit.config import ConfigError
+from servicekit.http_client import HttpResponse
 
 from .test_payments import OrdersPayments, payment
 
@@ -261,16 +262,18 @@ def test_the_signed_client_reports_failures_as_sqs_request_failed(queues, aws_en
         make_sqs_client(settings, environ={"AWS_ENDPOINT_URL_SQS": aws_env["AWS_ENDPOINT_URL_SQS"]})
 
 
-def test_the_signed_client_refuses_an_answer_whose_md5_is_not_the_bodys(queues, aws_env):
-    class WrongMd5(requests.Session):
-        def post(self, *args, **kwargs):
-            response = super().post(*args, **kwargs)
-            answer = orjson.loads(response.content)
-            assert answer["MD5OfMessageBody"]
-            response._content = orjson.dumps({**answer, "MD5OfMessageBody": "0" * 32})
-            return response
+def test_the_signed_client_refuses_an_answer_whose_md5_is_not_the_bodys(queues, aws_env, monkeypatch):
+    real_send = orchestrator.sqs.send
 
-    client = make_sqs_client(load_settings(dict(os.environ)), session=WrongMd5())
+    def wrong_md5(*args, **kwargs):
+        response = real_send(*args, **kwargs)
+        answer = orjson.loads(response.content)
+        assert answer["MD5OfMessageBody"]
+        wrong = orjson.dumps({**answer, "MD5OfMessageBody": "0" * 32})
+        return HttpResponse(response.status_code, response.headers, wrong)
+
+    monkeypatch.setattr(orchestrator.sqs, "send", wrong_md5)
+    client = make_sqs_client(load_settings(dict(os.environ)))
     with pytest.raises(SqsRequestFailed, match="MD5"):
         client.send_message(QueueUrl=queues.queue_url, MessageBody="x")
 

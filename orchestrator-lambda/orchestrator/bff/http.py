@@ -9,10 +9,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-import requests
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from servicekit.http_client import HttpResponse
 from servicekit.limits import BIGINT_MAX, BODY_BYTES_MAX
 from servicekit.problems import PROBLEM_CONTENT_TYPE, Problem, validation_error
 
@@ -100,7 +100,7 @@ def problem_response(problem: Problem, request_id: str | None) -> Response:
     )
 
 
-def relay(response: requests.Response, dependency: str, *, user_credentials: bool = False) -> Response:
+def relay(response: HttpResponse, dependency: str, *, user_credentials: bool = False) -> Response:
     """A downstream answer for our caller: 2xx as sent, problems passed through (raised)."""
     reply = read_reply(response, dependency, user_credentials=user_credentials)
     if reply.status == 204:

@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import requests
 
 from servicekit.auth import Principal
 from servicekit.deadline import capped, has_time_for
-from servicekit.http_client import ServiceClient
+from servicekit.http_client import HttpResponse, ServiceClient
 from servicekit.problems import Problem, idempotency_key_mismatch
 
 from ..clients import CUSTOMERS_SERVICE, ORDERS_SERVICE
@@ -199,7 +198,7 @@ class OrderPlacement:
             self.sleep(wait)
 
 
-def _retry_after_seconds(response: requests.Response, default: float = 1.0) -> float:
+def _retry_after_seconds(response: HttpResponse, default: float = 1.0) -> float:
     try:
         return max(0.05, float(response.headers.get("Retry-After", default)))
     except ValueError:

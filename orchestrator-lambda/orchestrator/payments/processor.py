@@ -28,11 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from servicekit.deadline import current_deadline, has_time_for
-from servicekit.http_client import ServiceClient
+from servicekit.http_client import HttpResponse, ServiceClient
 from servicekit.request_id import accept_or_new, get_request_id
 
 from ..clients import ORDERS_SERVICE
@@ -203,7 +202,7 @@ class PaymentProcessor:
         return {"applied": body.get("applied"), "not_applied_reason": body.get("reason")}
 
     @staticmethod
-    def _ok_body(response: requests.Response, order_id: int) -> dict[str, Any]:
+    def _ok_body(response: HttpResponse, order_id: int) -> dict[str, Any]:
         """The 2xx JSON body, or the exception that says whether to retry."""
         status = response.status_code
         code = problem_code(response) or f"http_{status}"
