@@ -136,11 +136,16 @@ def test_a_409_under_the_lock_leaves_no_key_behind(app, api, db):
     customer = api.new_customer()
     product = api.new_product(stock=10)
     key = uuid.uuid4().hex
-    with before_taking_stock(app, lambda: run_sql(db, "UPDATE products SET stock = 1 WHERE id = :id", id=product["id"])):
+    with before_taking_stock(
+        app, lambda: run_sql(db, "UPDATE products SET stock = 1 WHERE id = :id", id=product["id"])
+    ):
         response = api.create_order(customer, [(product["id"], 2)], key=key)
     assert_problem(response, 409, "insufficient_stock")
     with db.connect() as conn:
-        assert conn.execute(text("SELECT COUNT(*) FROM idempotency_keys WHERE idempotency_key = :k"), {"k": key}).scalar() == 0
+        assert (
+            conn.execute(text("SELECT COUNT(*) FROM idempotency_keys WHERE idempotency_key = :k"), {"k": key}).scalar()
+            == 0
+        )
     run_sql(db, "UPDATE products SET stock = 10 WHERE id = :id", id=product["id"])
     retry = api.create_order(customer, [(product["id"], 2)], key=key)
     assert retry.status_code == 201 and retry.headers.get("Idempotent-Replayed") is None

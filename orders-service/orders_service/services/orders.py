@@ -150,7 +150,9 @@ def _reserve_and_create(
             raise _ChangedSinceRead
         repo.insert_order_items(session, lines)
 
-    return LockLast(Outcome(201, new_order_view(order_id, customer_id, total_cents, lines, now)), take_stock_and_add_lines)
+    return LockLast(
+        Outcome(201, new_order_view(order_id, customer_id, total_cents, lines, now)), take_stock_and_add_lines
+    )
 
 
 def _check_products(session: Session, customer_id: int, wanted: dict[int, int], products: list[Row]) -> None:
