@@ -7,6 +7,7 @@ import uuid
 
 from orders_testkit import assert_problem, execute, snapshot, stock_of
 from sqlalchemy import text
+from test_orders_api import statements
 
 from orders_service.services.idempotency import IdempotentRequest
 
@@ -230,6 +231,12 @@ def test_the_bff_stores_its_answer_once_and_reads_it_back(api, db):
     before = snapshot(db)
     assert_problem(store(api, key, answer, fingerprint="f2"), 422, "idempotency_key_mismatch")
     assert snapshot(db) == before
+
+
+def test_storing_an_answer_is_one_statement(app, api):
+    with statements(app) as sent:
+        assert store(api, uuid.uuid4().hex, {"mine": 1}).status_code == 201
+    assert sent == ["INSERT"]
 
 
 def test_stored_answers_are_scoped_to_the_caller_and_separate_from_other_keys(api, db, tokens):

@@ -45,11 +45,14 @@ def store_response(
     request = IdempotentRequest.with_fingerprint(
         caller=principal.identity, route=STORED_RESPONSE_ROUTE, key=key, fingerprint=fingerprint
     )
+    # Nothing to do but keep it: the key row is inserted with the answer, one statement (a twin's
+    # INSERT waits on the unique index, then replays the first answer or is the 422).
     outcome = idempotency.run_once(
         ctx.session_factory,
         request,
         lambda _session: Outcome(status, body),
         ttl_seconds=ctx.settings.idempotency_ttl_seconds,
+        claim_last=True,
     )
     return _view(key, fingerprint, outcome), not outcome.replayed
 
