@@ -1,6 +1,6 @@
 """gunicorn settings shared by both Flask services (`gunicorn -c python:servicekit.gunicorn_conf`).
 
-Threads (gthread) or greenlets (gevent, orders-service's default) let a worker overlap database
+Greenlets (gevent, both services' default) or threads (gthread) let a worker overlap database
 and downstream waits; several processes use both cores. Graceful shutdown gives in-flight
 requests time to finish on SIGTERM. GUNICORN_WORKER_CLASS overrides the per-service default.
 """
@@ -19,14 +19,16 @@ workers = int(os.environ.get("WEB_CONCURRENCY", str(multiprocessing.cpu_count() 
 
 
 def _default_worker_class(service: str) -> str:
-    """gevent for orders-service: its requests are waits on MySQL and customers-service, and a
+    """gevent for both services: their requests are waits on MySQL and on each other, and a
     gevent worker serves them on one thread with no hand-off between an acceptor thread and a
-    pool (measured on the bench box: about 30% less CPU per request than gthread, bench/README.md).
-    Both MySQL drivers cooperate with it: PyMySQL through gevent's patched sockets, mysqlclient
-    through servicekit.db's wait on the hub (docs/adr/0009-mysqlclient-under-gevent.md).
-    gthread elsewhere: customers-service hashes passwords with argon2, CPU work that would stall
-    every other request of a gevent worker."""
-    if service == "orders-service" and importlib.util.find_spec("gevent") is not None:
+    pool (measured on the bench box: about 30% less CPU per request than gthread for
+    orders-service, and about 1.2 ms less per internal customer lookup for customers-service,
+    bench/README.md). Both MySQL drivers cooperate with it: PyMySQL through gevent's patched
+    sockets, mysqlclient through servicekit.db's wait on the hub
+    (docs/adr/0009-mysqlclient-under-gevent.md). customers-service's argon2 hashing, tens of
+    milliseconds of C, runs on native threads meanwhile (servicekit.blocking). gthread when
+    gevent is not installed."""
+    if service in ("orders-service", "customers-service") and importlib.util.find_spec("gevent") is not None:
         return "gevent"
     return "gthread"
 

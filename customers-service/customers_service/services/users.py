@@ -8,7 +8,8 @@ A login is three steps: count the attempt (the throttle, services/throttle.py; a
 blocked) and read the user, in one short transaction; check the password outside any
 transaction (argon2 takes tens of milliseconds and 64 MiB: no connection or row lock is held
 meanwhile); then, for the right password only, a second transaction writes a due rehash,
-takes the attempt back from the throttle and mints the token.
+takes the attempt back from the throttle and mints the token. Hashing and verifying run off a
+gevent worker's loop (servicekit.blocking): the worker's other requests go on meanwhile.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from servicekit.auth import mint_user_token
+from servicekit.blocking import off_the_loop
 from servicekit.db import is_duplicate_key, transaction
 from servicekit.problems import not_found, validation_error
 from servicekit.timeutil import iso_utc, utcnow
@@ -36,6 +38,10 @@ from .problems import duplicate_username, invalid_credentials
 password_hasher = PasswordHasher()
 # Verified against when the username is unknown, to keep timing uniform.
 _DUMMY_HASH = password_hasher.hash("timing-equaliser-not-a-real-password")
+
+
+def hash_password(password: str) -> str:
+    return off_the_loop(password_hasher.hash, password)
 
 
 def user_to_dict(user: User) -> dict[str, Any]:
@@ -67,7 +73,7 @@ def add_user(session: Session, *, username: str, password: str, role: str, custo
     now = utcnow()
     user = User(
         username=username,
-        password_hash=password_hasher.hash(password),
+        password_hash=hash_password(password),
         role=role,
         customer_id=customer_id,
         created_at=now,
@@ -125,7 +131,7 @@ def _succeed(
     ):
         raise invalid_credentials()
     if user.password_hash == candidate.password_hash and password_hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = password_hasher.hash(password)
+        user.password_hash = hash_password(password)
         user.updated_at = utcnow()
     throttle.succeeded(session, settings.login_throttle, keys, utcnow())
     ttl_seconds = settings.user_token_ttl_seconds
@@ -142,7 +148,7 @@ def _succeed(
 
 def _verify_quietly(password_hash: str, password: str) -> bool:
     try:
-        return password_hasher.verify(password_hash, password)
+        return off_the_loop(password_hasher.verify, password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -157,7 +163,7 @@ def ensure_user(
     existing = repository.get_user_by_username(session, username)
     if existing is not None:
         if not _verify_quietly(existing.password_hash, password):
-            existing.password_hash = password_hasher.hash(password)
+            existing.password_hash = hash_password(password)
             existing.updated_at = utcnow()
         return user_to_dict(existing), False
     return add_user(session, username=username, password=password, role=role, customer_id=customer_id), True
