@@ -223,6 +223,27 @@ def test_10_parallel_creates_with_one_key_make_one_order(api, http, db):
     assert stock_of(db, product["id"]) == 97
 
 
+def test_10_parallel_stores_of_one_bff_answer_keep_the_first(api, http, db):
+    """The BFF's stored answer is one INSERT of the key row with its answer: parallel twins wait on
+    the key's unique index, then all answer the one stored body; another fingerprint is a 422."""
+    key = uuid.uuid4().hex
+    path = f"/internal/stored-responses/{key}"
+
+    def store(n: int, fingerprint: str = "f1"):
+        body = {"fingerprint": fingerprint, "status": 201, "body": {"n": n}}
+        return lambda: http.call("PUT", path, api.orchestrator, body)
+
+    responses = parallel([store(n) for n in range(10)], threads=10)
+    assert_no_5xx(responses)
+    assert statuses(responses) == {201: 1, 200: 9}
+    stored = http.call("GET", path, api.orchestrator).json()["body"]
+    assert all(r.json()["body"] == stored for r in responses)
+    assert store(99, "other")().status_code == 422
+    with db.connect() as conn:
+        rows = conn.execute(text("SELECT COUNT(*) FROM idempotency_keys WHERE idempotency_key = :k"), {"k": key})
+        assert rows.scalar() == 1
+
+
 def settle_over_http(http, api, order_id: int, outcome: str):
     """The payments Lambda's two orders-service calls: claim, then record the outcome (the charge
     between them is the gateway's). Returns the claim's response when nothing was claimed."""

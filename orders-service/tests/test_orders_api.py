@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 
 import jwt
@@ -152,6 +153,39 @@ def test_a_409_under_the_lock_leaves_no_key_behind(app, api, db):
     assert stock_of(db, product["id"]) == 8
     with db.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM orders WHERE customer_id = :c"), {"c": customer}).scalar() == 1
+
+
+def test_a_connection_cut_after_the_key_and_before_the_stock_orders_once(app, api, db, caplog):
+    """Fault: the database connection is killed after create stored its key and answer, just as
+    the stock UPDATE is sent. The server rolls all of it back; the unit of work runs again on a
+    new connection: one order, the stock taken once, one key, and a retry replays that order."""
+    customer = api.new_customer()
+    product = api.new_product(stock=10)
+    engine = app.extensions["orders_service.engine"]
+    killed: list[int] = []
+
+    def kill_before_taking_stock(conn, cursor, statement, parameters, context, executemany):
+        if not killed and statement.startswith("UPDATE products SET stock = stock -"):
+            killed.append(cursor.connection.thread_id())
+            run_sql(db, f"KILL {killed[0]}")
+
+    key = uuid.uuid4().hex
+    event.listen(engine, "before_cursor_execute", kill_before_taking_stock)
+    try:
+        with caplog.at_level(logging.INFO, logger="servicekit.db"):
+            response = api.create_order(customer, [(product["id"], 3)], key=key)
+    finally:
+        event.remove(engine, "before_cursor_execute", kill_before_taking_stock)
+    assert killed and response.status_code == 201, response.get_data(as_text=True)
+    assert "transaction_reconnect" in caplog.text  # the first run really lost its connection
+    assert stock_of(db, product["id"]) == 7
+    with db.connect() as conn:
+        orders = conn.execute(text("SELECT COUNT(*) FROM orders WHERE customer_id = :c"), {"c": customer}).scalar()
+        keys = conn.execute(text("SELECT COUNT(*) FROM idempotency_keys WHERE idempotency_key = :k"), {"k": key})
+        assert orders == 1 and keys.scalar() == 1
+    retry = api.create_order(customer, [(product["id"], 3)], key=key)
+    assert retry.status_code == 201 and retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.get_json() == response.get_json() and stock_of(db, product["id"]) == 7
 
 
 @pytest.mark.parametrize("count", [1, 3])
