@@ -47,6 +47,12 @@ def test_install_swaps_both_in(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "sqs" in moto.backends.list_of_moto_modules()
 
 
+def test_install_refuses_a_moto_without_what_it_swaps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(moto.sqs.models, "unix_time_millis")
+    with pytest.raises(RuntimeError, match="unix_time_millis is gone"):
+        moto_sqs.install()
+
+
 @pytest.fixture
 def sqs(moto_server):
     client = boto3.client(

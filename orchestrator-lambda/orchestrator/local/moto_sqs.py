@@ -44,7 +44,11 @@ def listed_once(list_modules: Callable[[], Iterable[str]]) -> Callable[[], tuple
 
 
 def install() -> None:
-    """Swap the two in, in this process (moto's server, before it serves)."""
+    """Swap the two in, in this process (moto's server, before it serves). A moto whose names
+    moved (a new version) fails here, rather than serving with neither swap in place."""
+    for module, name in ((moto.sqs.models, "unix_time_millis"), (moto.backends, "list_of_moto_modules")):
+        if not callable(getattr(module, name, None)):
+            raise RuntimeError(f"moto {moto.__version__}: {module.__name__}.{name} is gone; revisit moto_sqs.py")
     moto.sqs.models.unix_time_millis = epoch_millis  # the name SQS's models call
     moto.backends.list_of_moto_modules = listed_once(moto.backends.list_of_moto_modules)
 
