@@ -1,8 +1,8 @@
-"""moto's server (`python -m moto.server`) for the local stack, without two per-request costs.
+"""moto's server (`python -m moto.server`) for the local stack, without four per-request costs.
 
 moto stands in for SQS locally; in AWS none of this runs. Profiled under the bench's BFF load
-(bench/README.md, "moto under a backlog"), two of moto 5.2's costs grow with work that real SQS
-does not do per request:
+(bench/README.md, "moto under a backlog"), four of moto 5.2's costs are work that real SQS does
+not do per request:
 
 - `Message.visible` and `Message.delayed` read the clock through `moto.core.utils.unix_time_millis`,
   which builds two datetimes and subtracts them. Every SendMessage reads every queued message's
@@ -12,8 +12,14 @@ does not do per request:
 - The dispatcher lists moto's package directory (`os.listdir` and an `isdir` per entry, about 150)
   for every request to tell which service it is for. That listing never changes while the
   server runs, so it is read once.
+- Every SendMessage reads one queue attribute (`ContentBasedDeduplication`) through
+  `Queue.attributes`, which counts the queue's messages three times over to build the three
+  `ApproximateNumberOf*` entries it then throws away: 40 % of moto's CPU per send with a few
+  thousand messages queued. The attributes are still built by moto's own property, but those three
+  counts are made when they are read (`QueueAttributes`), as GetQueueAttributes does.
+- Werkzeug logs one access line per request to stderr (moto's errors are still logged).
 
-Both replacements return what the originals return (tests/test_moto_sqs.py compares them); the
+The replacements return what the originals return (tests/test_moto_sqs.py compares them); the
 queue semantics (visibility, delays, redrive) are moto's own, which the SQS integration tests run
 against this server. Run as `python -m orchestrator.local.moto_sqs -H HOST -p PORT`: moto's own
 command line.
@@ -23,8 +29,10 @@ from __future__ import annotations
 
 import datetime
 import functools
+import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import moto.backends
 import moto.sqs.models
@@ -43,14 +51,67 @@ def listed_once(list_modules: Callable[[], Iterable[str]]) -> Callable[[], tuple
     return functools.cache(lambda: tuple(list_modules()))
 
 
+# The attributes whose value is a count of the queue's messages, and the Queue property it reads.
+COUNTED_ATTRIBUTES = {
+    "ApproximateNumberOfMessages": "approximate_number_of_messages",
+    "ApproximateNumberOfMessagesDelayed": "approximate_number_of_messages_delayed",
+    "ApproximateNumberOfMessagesNotVisible": "approximate_number_of_messages_not_visible",
+}
+_COUNT_PROPERTIES = frozenset(COUNTED_ATTRIBUTES.values())
+
+
+class _Uncounted:
+    """A queue as moto's `attributes` property reads it, but with its message counts at 0."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def __getattr__(self, name: str) -> Any:
+        return 0 if name in _COUNT_PROPERTIES else getattr(self._queue, name)
+
+
+class QueueAttributes(Mapping[str, Any]):
+    """What moto's `Queue.attributes` returns (the same keys in the same order, the same values),
+    built by moto's own property, except that the three message counts are made when read."""
+
+    def __init__(self, queue: Any, build: Callable[[Any], dict[str, Any]]) -> None:
+        self._queue = queue
+        self._values = build(_Uncounted(queue))
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._values[name]
+        counted = COUNTED_ATTRIBUTES.get(name)
+        return getattr(self._queue, counted) if counted else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def counted_when_read(attributes: property) -> property:
+    """`Queue.attributes`, returning a `QueueAttributes` over what the original property builds."""
+    build = attributes.fget
+    assert build is not None
+    return property(lambda queue: QueueAttributes(queue, build))
+
+
 def install() -> None:
-    """Swap the two in, in this process (moto's server, before it serves). A moto whose names
-    moved (a new version) fails here, rather than serving with neither swap in place."""
+    """Swap the replacements in, in this process (moto's server, before it serves). A moto whose
+    names moved (a new version) fails here, rather than serving without them."""
+    queue = moto.sqs.models.Queue
     for module, name in ((moto.sqs.models, "unix_time_millis"), (moto.backends, "list_of_moto_modules")):
         if not callable(getattr(module, name, None)):
             raise RuntimeError(f"moto {moto.__version__}: {module.__name__}.{name} is gone; revisit moto_sqs.py")
+    for name in ("attributes", *_COUNT_PROPERTIES):
+        if not isinstance(queue.__dict__.get(name), property):
+            raise RuntimeError(f"moto {moto.__version__}: Queue.{name} is not a property; revisit moto_sqs.py")
     moto.sqs.models.unix_time_millis = epoch_millis  # the name SQS's models call
     moto.backends.list_of_moto_modules = listed_once(moto.backends.list_of_moto_modules)
+    queue.attributes = counted_when_read(queue.attributes)
+    # Errors still reach the log; one line per request would be most of it, and costs a write each.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 def main() -> None:
