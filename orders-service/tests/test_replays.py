@@ -126,3 +126,25 @@ def test_what_the_middleware_is_not_sure_of_goes_to_flask(api, kind):
         ):
             assert response.status_code == 200 and response.get_data() == first.get_data()
             assert response.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_key_not_in_the_cache_goes_to_flask_unchecked(app, api, monkeypatch):
+    """First tries (and the first retry, read from the database) are not parsed twice: the
+    middleware checks a token and a body only for a key it holds an answer for."""
+    middleware = app.wsgi_app
+    verifier, checked = middleware.verifier, []
+
+    class CountingVerifier:
+        def verify(self, token):
+            checked.append(token)
+            return verifier.verify(token)
+
+    monkeypatch.setattr(middleware, "verifier", CountingVerifier())
+    customer = api.new_customer()
+    product = api.new_product(stock=10)
+    body = {"customer_id": customer, "items": [{"product_id": product["id"], "qty": 1}]}
+    key, first = _twice(api, "/orders", body)
+    assert checked == []
+    with statements(app) as sent:
+        replay = api.client.post("/orders", json=body, headers={**api.admin, "Idempotency-Key": key})
+    assert sent == [] and replay.get_data() == first.get_data() and len(checked) == 1

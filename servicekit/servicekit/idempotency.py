@@ -87,7 +87,15 @@ class ReplayCache:
     def __init__(self, max_entries: int = 20_000) -> None:
         self.max_entries = max_entries
         self._entries: dict[str, tuple[str, Outcome, Any]] = {}
+        # How many entries each raw key has (any caller, any route): `may_hold` in O(1).
+        self._keys: dict[str, int] = {}
+        self._key_of: dict[str, str] = {}  # scope hash → its raw key
         self._lock = threading.Lock()
+
+    def may_hold(self, key: str) -> bool:
+        """False when no entry has this key: then no request with it can be answered from here,
+        and the replay middleware passes it on without checking its token or its body."""
+        return key in self._keys
 
     def get(self, request: IdempotentRequest | None) -> Outcome | None:
         """The replay for `request` (422 if the key was used for another request), or None."""
@@ -99,7 +107,7 @@ class ReplayCache:
         fingerprint, outcome, expires_at = entry
         if expires_at <= utcnow():
             with self._lock:
-                self._entries.pop(request.scope_hash, None)
+                self._forget(request.scope_hash)
             return None
         if fingerprint != request.fingerprint:
             raise idempotency_key_mismatch()
@@ -111,9 +119,25 @@ class ReplayCache:
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 for scope_hash in list(self._entries)[: max(1, self.max_entries // 10)]:
-                    del self._entries[scope_hash]
+                    self._forget(scope_hash)
+            if request.scope_hash not in self._entries:
+                self._keys[request.key] = self._keys.get(request.key, 0) + 1
             self._entries[request.scope_hash] = (request.fingerprint, outcome, expires_at)
+            self._key_of[request.scope_hash] = request.key
+
+    def _forget(self, scope_hash: str) -> None:
+        """Drop one entry (under the lock)."""
+        if self._entries.pop(scope_hash, None) is None:
+            return
+        key = self._key_of.pop(scope_hash)
+        left = self._keys[key] - 1
+        if left:
+            self._keys[key] = left
+        else:
+            del self._keys[key]
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._keys.clear()
+            self._key_of.clear()

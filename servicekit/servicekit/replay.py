@@ -147,15 +147,17 @@ class ReplayMiddleware:
                 break
         else:
             return None
+        key = _idempotency_key(environ)
+        # Most keyed requests are first tries: without an entry for their key, nothing below can
+        # answer them, so the token and the body are left to the view.
+        if key is None or not self.replays.may_hold(key):
+            return None
         path_params = {name: int(value) for name, value in match.groupdict().items()}
         if any(value > BIGINT_MAX for value in path_params.values()):
             return None
         body = self._body(environ, route)
-        if body is None:
-            return None
-        key = _idempotency_key(environ)
         token = bearer_token(environ.get("HTTP_AUTHORIZATION"))
-        if key is None or token is None:
+        if body is None or token is None:
             return None
         try:
             principal = self.verifier.verify(token)

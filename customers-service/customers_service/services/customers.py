@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +30,7 @@ from .problems import duplicate_email
 log = logging.getLogger(__name__)
 
 
-def customer_to_dict(customer: Customer) -> dict[str, Any]:
+def customer_to_dict(customer: Customer | Row) -> dict[str, Any]:
     return {
         "id": customer.id,
         "name": customer.name,
@@ -71,7 +72,7 @@ def get_customer(ctx: ServiceContext, principal: Principal, customer_id: int) ->
         raise not_found("Customer", customer_id)  # not 403: do not reveal that it exists
 
     def work(session: Session) -> dict[str, Any]:
-        customer = repository.get_live_customer(session, customer_id)
+        customer = repository.read_live_customer(session, customer_id)
         if customer is None:
             raise not_found("Customer", customer_id)
         return customer_to_dict(customer)
@@ -82,7 +83,7 @@ def get_customer(ctx: ServiceContext, principal: Principal, customer_id: int) ->
 def customer_gone(session_factory: sessionmaker[Session], customer_id: int) -> bool:
     """Whether a customer user's token names a customer that is no longer live (soft-deleted;
     tokens are only ever minted for customers that existed)."""
-    return read(session_factory, lambda session: repository.get_live_customer(session, customer_id) is None)
+    return read(session_factory, lambda session: repository.read_live_customer(session, customer_id) is None)
 
 
 def search_customers(ctx: ServiceContext, *, search: str | None, limit: int, cursor: str | None) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from .http import (
     route_not_found,
 )
 from .idempotency import client_key, default_correlation_id, derive_key, optional_client_key
-from .validation import CancelOrderSchema, CheckoutSchema, CreateAndConfirmOrderSchema, int_query, load
+from .validation import CANCEL_ORDER, CHECKOUT, CREATE_AND_CONFIRM_ORDER, int_query, load
 
 
 def _event() -> APIGatewayProxyEventV2:
@@ -235,14 +235,14 @@ def _place(principal: Principal, data: dict[str, Any], *, flow: str, order_field
 @route("POST", "/orchestrator/create-and-confirm-order")
 def create_and_confirm_order() -> Response:
     principal = _user()
-    data = load(CreateAndConfirmOrderSchema(), json_body(_event()), principal=principal)
+    data = load(CREATE_AND_CONFIRM_ORDER, json_body(_event()), principal=principal)
     return _place(principal, data, flow="create-and-confirm-order", order_fields={"items": data["items"]})
 
 
 @route("POST", "/checkout")
 def checkout() -> Response:
     principal = _user()
-    data = load(CheckoutSchema(), json_body(_event(), required=False), principal=principal)
+    data = load(CHECKOUT, json_body(_event(), required=False), principal=principal)
     return _place(principal, data, flow="checkout", order_fields={"from_cart": True})
 
 
@@ -276,7 +276,7 @@ def get_order(order_id: str) -> Response:
 def cancel_order(order_id: str) -> Response:
     principal = _user_acting_for_a_customer()
     order = path_id(_event(), order_id)
-    data = load(CancelOrderSchema(), json_body(_event(), required=False))
+    data = load(CANCEL_ORDER, json_body(_event(), required=False))
     key = client_key(_event().headers, data["idempotency_key"])
     _visible_order(principal, order)
     response = dependencies().orders.request(

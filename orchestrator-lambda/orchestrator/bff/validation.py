@@ -70,6 +70,13 @@ class CancelOrderSchema(ma.Schema):
     reason = ma.fields.String(load_default=None, validate=ma.validate.Length(max=NAME_MAX))
 
 
+# One instance each, made at import: a schema's fields are copied for every instance made, and
+# loading does not change the instance.
+CREATE_AND_CONFIRM_ORDER = CreateAndConfirmOrderSchema()
+CHECKOUT = CheckoutSchema()
+CANCEL_ORDER = CancelOrderSchema()
+
+
 def load(schema: ma.Schema, data: Mapping[str, Any], *, principal: Principal | None = None) -> dict[str, Any]:
     """Load `data`, or a 400 listing every invalid field; with a `principal`, an admin's missing
     `customer_id` is listed with the rest."""
