@@ -13,10 +13,9 @@ from sqlalchemy.orm import Session
 from .models import Customer, LoginThrottle, User
 
 
-def get_live_customer(session: Session, customer_id: int, *, for_update: bool = False) -> Customer | None:
-    query = select(Customer).where(Customer.id == customer_id, Customer.tombstone == 0)
-    if for_update:
-        query = query.with_for_update()
+def lock_live_customer(session: Session, customer_id: int) -> Customer | None:
+    """A live customer to change, its row locked until the unit of work ends."""
+    query = select(Customer).where(Customer.id == customer_id, Customer.tombstone == 0).with_for_update()
     return session.scalars(query).one_or_none()
 
 
@@ -27,7 +26,7 @@ _LIVE_CUSTOMER_ROW = select(_CUSTOMERS).where(_CUSTOMERS.c.id == bindparam("cust
 
 
 def read_live_customer(session: Session, customer_id: int) -> Row | None:
-    """A live customer's row, to show (not to change: `get_live_customer` gives the object)."""
+    """A live customer's row, to show or to check that it exists (`lock_live_customer` to change it)."""
     return session.connection().execute(_LIVE_CUSTOMER_ROW, {"customer_id": customer_id}).one_or_none()
 
 

@@ -86,10 +86,10 @@ class ReplayCache:
 
     def __init__(self, max_entries: int = 20_000) -> None:
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[str, Outcome, Any]] = {}
+        # scope hash → (raw key, fingerprint, outcome, expires_at)
+        self._entries: dict[str, tuple[str, str, Outcome, Any]] = {}
         # How many entries each raw key has (any caller, any route): `may_hold` in O(1).
         self._keys: dict[str, int] = {}
-        self._key_of: dict[str, str] = {}  # scope hash → its raw key
         self._lock = threading.Lock()
 
     def may_hold(self, key: str) -> bool:
@@ -104,7 +104,7 @@ class ReplayCache:
         entry = self._entries.get(request.scope_hash)
         if entry is None:
             return None
-        fingerprint, outcome, expires_at = entry
+        _key, fingerprint, outcome, expires_at = entry
         if expires_at <= utcnow():
             with self._lock:
                 self._forget(request.scope_hash)
@@ -122,14 +122,14 @@ class ReplayCache:
                     self._forget(scope_hash)
             if request.scope_hash not in self._entries:
                 self._keys[request.key] = self._keys.get(request.key, 0) + 1
-            self._entries[request.scope_hash] = (request.fingerprint, outcome, expires_at)
-            self._key_of[request.scope_hash] = request.key
+            self._entries[request.scope_hash] = (request.key, request.fingerprint, outcome, expires_at)
 
     def _forget(self, scope_hash: str) -> None:
         """Drop one entry (under the lock)."""
-        if self._entries.pop(scope_hash, None) is None:
+        entry = self._entries.pop(scope_hash, None)
+        if entry is None:
             return
-        key = self._key_of.pop(scope_hash)
+        key = entry[0]
         left = self._keys[key] - 1
         if left:
             self._keys[key] = left
@@ -140,4 +140,3 @@ class ReplayCache:
         with self._lock:
             self._entries.clear()
             self._keys.clear()
-            self._key_of.clear()

@@ -110,7 +110,7 @@ def update_customer(ctx: ServiceContext, customer_id: int, changes: dict[str, An
 
 
 def _update_customer(session: Session, customer_id: int, changes: dict[str, Any]) -> dict[str, Any]:
-    customer = repository.get_live_customer(session, customer_id, for_update=True)
+    customer = repository.lock_live_customer(session, customer_id)
     if customer is None:
         raise not_found("Customer", customer_id)
     changes = _normalise(changes)
@@ -166,7 +166,7 @@ def report_deletion(orders: ServiceClient, customer_id: int) -> bool:
 
 
 def _soft_delete(session: Session, customer_id: int) -> None:
-    customer = repository.get_live_customer(session, customer_id, for_update=True)
+    customer = repository.lock_live_customer(session, customer_id)
     if customer is None:
         raise not_found("Customer", customer_id)
     now = utcnow()

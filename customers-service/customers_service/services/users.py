@@ -66,7 +66,7 @@ def add_user(session: Session, *, username: str, password: str, role: str, custo
         raise validation_error({"customer_id": ["Required for role 'customer'."]})
     if role == "admin" and customer_id is not None:
         raise validation_error({"customer_id": ["Must be empty for role 'admin'."]})
-    if customer_id is not None and repository.get_live_customer(session, customer_id) is None:
+    if customer_id is not None and repository.read_live_customer(session, customer_id) is None:
         raise not_found("customer", customer_id)  # a reference to no customer, as POST /orders answers it
     if repository.username_taken(session, username):
         raise duplicate_username(username)
@@ -127,7 +127,7 @@ def _succeed(
     user = repository.get_user_for_update(session, candidate.id)
     # A soft-deleted customer's users can no longer log in (the attempt stays counted).
     if user is None or (
-        user.customer_id is not None and repository.get_live_customer(session, user.customer_id) is None
+        user.customer_id is not None and repository.read_live_customer(session, user.customer_id) is None
     ):
         raise invalid_credentials()
     if user.password_hash == candidate.password_hash and password_hasher.check_needs_rehash(user.password_hash):
