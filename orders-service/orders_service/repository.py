@@ -38,7 +38,7 @@ from .models import (
     orders_table,
     products_table,
 )
-from .sql import Statement, run
+from .sql import Statement, run, run_with_commit
 
 products = products_table
 carts = carts_table
@@ -409,9 +409,9 @@ def insert_order(session: Session, *, customer_id: int, total_cents: int, now: d
 
 
 def insert_order_items(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """All lines in one multi-row INSERT (executemany is batched by the driver)."""
-    rows = list(rows)
-    run(session, INSERT_ORDER_ITEM, rows[0] if len(rows) == 1 else rows)
+    """The lines, sent with the COMMIT (`run_with_commit`): the caller holds the locks of their
+    products, and of their order (its own new row), so they wait for nobody."""
+    run_with_commit(session, INSERT_ORDER_ITEM, list(rows))
 
 
 def get_order(session: Session, order_id: int) -> Row | None:
@@ -443,8 +443,10 @@ def items_by_order(session: Session, order_ids: Sequence[int]) -> dict[int, list
 
 
 def set_order_fields(session: Session, order_id: int, now: datetime, **fields: Any) -> None:
+    """Sent with the COMMIT (`run_with_commit`): every caller holds the order's row lock already
+    (`lock_order`), and none reads the order again in the same transaction."""
     statement = _set_order_fields_statement(tuple(sorted(fields)))
-    run(session, statement, {**fields, "order_id": order_id, "updated_at": now})
+    run_with_commit(session, statement, {**fields, "order_id": order_id, "updated_at": now})
 
 
 @dataclass(frozen=True)
@@ -535,7 +537,37 @@ def insert_idempotency_key(
     response: tuple[int, str] | None = None,
 ) -> int:
     """The key's row: a claim (no response yet), or with `response` (status, body) a completed one."""
-    params: dict[str, Any] = {
+    params = _idempotency_key_params(scope_hash, caller, route, key, fingerprint, now, expires_at)
+    if response is None:
+        return int(run(session, INSERT_IDEMPOTENCY_KEY, params).lastrowid)
+    params["response_status"], params["response_body"] = response
+    return int(run(session, INSERT_COMPLETED_IDEMPOTENCY_KEY, params).lastrowid)
+
+
+def insert_completed_idempotency_key_with_commit(
+    session: Session,
+    *,
+    scope_hash: str,
+    caller: str,
+    route: str,
+    key: str,
+    fingerprint: str,
+    now: datetime,
+    expires_at: datetime,
+    response: tuple[int, str],
+) -> None:
+    """The key's row with its response (status, body), sent with the COMMIT: a twin's row with
+    the same scope makes the COMMIT fail with a duplicate key (or, while the twin's transaction
+    is still open, a lock wait timeout), and nothing is committed."""
+    params = _idempotency_key_params(scope_hash, caller, route, key, fingerprint, now, expires_at)
+    params["response_status"], params["response_body"] = response
+    run_with_commit(session, INSERT_COMPLETED_IDEMPOTENCY_KEY, params)
+
+
+def _idempotency_key_params(
+    scope_hash: str, caller: str, route: str, key: str, fingerprint: str, now: datetime, expires_at: datetime
+) -> dict[str, Any]:
+    return {
         "scope_hash": scope_hash,
         "caller": caller,
         "route": route,
@@ -544,18 +576,16 @@ def insert_idempotency_key(
         "created_at": now,
         "expires_at": expires_at,
     }
-    if response is None:
-        return int(run(session, INSERT_IDEMPOTENCY_KEY, params).lastrowid)
-    params["response_status"], params["response_body"] = response
-    return int(run(session, INSERT_COMPLETED_IDEMPOTENCY_KEY, params).lastrowid)
 
 
 def store_idempotent_response(session: Session, key_id: int, status: int, body: str) -> None:
-    run(session, STORE_IDEMPOTENT_RESPONSE, {"key_id": key_id, "status": status, "body": body})
+    """Sent with the COMMIT: the key's row is this transaction's own claim."""
+    run_with_commit(session, STORE_IDEMPOTENT_RESPONSE, {"key_id": key_id, "status": status, "body": body})
 
 
-def delete_idempotency_key(session: Session, key_id: int) -> None:
-    run(session, DELETE_IDEMPOTENCY_KEY, {"key_id": key_id})
+def delete_idempotency_key(session: Session, key_id: int, *, with_commit: bool = False) -> None:
+    """Now, or sent with the COMMIT (`with_commit`, for this transaction's own claim)."""
+    (run_with_commit if with_commit else run)(session, DELETE_IDEMPOTENCY_KEY, {"key_id": key_id})
 
 
 def expired_idempotency_key_ids(session: Session, now: datetime, limit: int) -> list[int]:

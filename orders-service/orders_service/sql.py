@@ -12,6 +12,8 @@ What differs between the two databases is decided here and nowhere else:
 - parameters: PyMySQL takes `%(name)s`, and renders a list parameter as an `IN` list;
 - `FOR UPDATE` (`Statement(..., for_update=True)`): SQLite has none, and needs none (every
   transaction starts with BEGIN IMMEDIATE, which serialises writers: servicekit/db.py);
+- writes sent with COMMIT (`run_with_commit`, servicekit.db.send_with_commit): one round trip
+  for the last writes and the COMMIT on MariaDB/MySQL; SQLite runs them at once;
 - types: PyMySQL reads and writes DATETIME as `datetime`, SQLite stores text. On SQLite (the
   `make run` default, where CPU does not matter) a statement goes through `text()` with its
   datetime parameters and columns typed, so the same SQL reads and writes what Core would.
@@ -26,6 +28,8 @@ from typing import Any
 
 from sqlalchemy import CursorResult, TextClause, bindparam, text
 from sqlalchemy.orm import Session
+
+from servicekit.db import send_with_commit
 
 from .models import Base, Timestamp
 
@@ -80,3 +84,14 @@ def run(session: Session, statement: Statement, params: Params) -> CursorResult[
         sample = params if isinstance(params, Mapping) else params[0]
         return connection.execute(statement.sqlite_clause(sample), params)
     return connection.exec_driver_sql(statement._pyformat, params)
+
+
+def run_with_commit(session: Session, statement: Statement, params: Params) -> None:
+    """`run`, for a write whose answer nobody reads, sent to the server with this transaction's
+    COMMIT in one round trip (MariaDB/MySQL: `send_with_commit` says which writes qualify);
+    SQLite, where a round trip costs nothing, runs it now."""
+    if session.connection().dialect.name == "sqlite":
+        run(session, statement, params)
+        return
+    for row in [params] if isinstance(params, Mapping) else params:
+        send_with_commit(session, statement._pyformat, row)

@@ -12,6 +12,7 @@ from customers_stub import CustomersStub
 from orders_testkit import assert_problem, snapshot, stock_of
 from sqlalchemy import event, text
 
+from servicekit.db import queued_with_commit
 from servicekit.testing import free_port
 from servicekit.timeutil import iso_utc, parse_iso_utc
 
@@ -31,20 +32,30 @@ ORDER_KEYS = {
 }
 
 
+def _verb(statement: str) -> str:
+    return statement.split(None, 1)[0].upper()
+
+
 @contextlib.contextmanager
-def statements(app):
-    """Collect the SQL statements the app sends while the block runs."""
+def round_trips(app):
+    """Collect what the app sends to the database while the block runs, a round trip each: a
+    statement's verb, or the COMMIT with the writes sent with it ("INSERT;INSERT;COMMIT")."""
     sent: list[str] = []
     engine = app.extensions["orders_service.engine"]
 
     def record(conn, cursor, statement, parameters, context, executemany):
-        sent.append(statement.split(None, 1)[0].upper())
+        sent.append(_verb(statement))
+
+    def record_commit(conn):
+        sent.append(";".join([*map(_verb, queued_with_commit(conn.connection.dbapi_connection)), "COMMIT"]))
 
     event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "commit", record_commit)
     try:
         yield sent
     finally:
         event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "commit", record_commit)
 
 
 def test_create_reserves_stock_and_returns_the_order(api, db):
@@ -67,22 +78,22 @@ def test_create_reserves_stock_and_returns_the_order(api, db):
     assert api.get_order(order["id"]) == order
 
 
-def test_create_is_four_statements_whatever_the_size(app, api):
+def test_create_is_four_round_trips_whatever_the_size_five_with_a_key(app, api):
     customer = api.new_customer()
     products = [api.new_product() for _ in range(10)]
     api.new_order(customer, [(products[0]["id"], 1)])  # warm the customer cache
-    with statements(app) as sent:
+    with round_trips(app) as sent:
         assert api.create_order(customer, [(p["id"], 1) for p in products]).status_code == 201
-    # read, order, take stock (the lock), lines; + COMMIT, which is not a cursor statement
-    assert sent == ["SELECT", "INSERT", "UPDATE", "INSERT"]
+    # read, order, take stock (the lock), then the lines with the COMMIT
+    assert sent == ["SELECT", "INSERT", "UPDATE", ";".join(["INSERT"] * 10 + ["COMMIT"])]
 
-    with statements(app) as sent:
-        response = api.create_order(customer, [(p["id"], 1) for p in products], key=uuid.uuid4().hex)
+    with round_trips(app) as sent:
+        response = api.create_order(customer, [(p["id"], 1) for p in products[:2]], key=uuid.uuid4().hex)
         assert response.status_code == 201
-    # read, order, the key with its answer, then under the products' locks: take stock, lines (no
-    # key lookup first: the key's INSERT finds a completed twin, and a known customer needs no
-    # lookup to replay)
-    assert sent == ["SELECT", "INSERT", "INSERT", "UPDATE", "INSERT"]
+    # read, order, the key with its answer, then under the products' locks: take stock, the lines
+    # with the COMMIT (no key lookup first: the key's INSERT finds a completed twin, and a known
+    # customer needs no lookup to replay)
+    assert sent == ["SELECT", "INSERT", "INSERT", "UPDATE", "INSERT;INSERT;COMMIT"]
 
 
 @contextlib.contextmanager
@@ -202,27 +213,29 @@ def test_stock_sold_between_read_and_lock_is_a_409_with_what_the_lock_saw(app, a
         assert conn.execute(text("SELECT COUNT(*) FROM orders WHERE customer_id = :c"), {"c": customer}).scalar() == 0
 
 
-def test_confirm_cancel_and_the_payment_claim_are_a_fixed_handful_of_statements(app, api):
+def test_confirm_cancel_and_the_payment_claim_are_a_fixed_handful_of_round_trips(app, api):
     customer = api.new_customer()
     products = [(api.new_product()["id"], 1) for _ in range(3)]
     confirmed, canceled = api.new_order(customer, products), api.new_order(customer, products)
 
-    with statements(app) as sent:
+    with round_trips(app) as sent:
         assert api.confirm(confirmed["id"]).status_code == 200
-    # order + lines locked, order, the key with its response (stored last: the order lock serialises twins)
-    assert sent == ["SELECT", "UPDATE", "INSERT"]
+    # order + lines locked; then the order, and the key with its response (stored last: the order
+    # lock serialises twins), with the COMMIT
+    assert sent == ["SELECT", "UPDATE;INSERT;COMMIT"]
 
-    with statements(app) as sent:
+    with round_trips(app) as sent:
         assert api.claim(confirmed["id"]).get_json()["claimed"] is True
-    assert sent == ["SELECT", "UPDATE"]  # order + lines locked, order
+    assert sent == ["SELECT", "UPDATE;COMMIT"]  # order + lines locked; the order with the COMMIT
 
-    with statements(app) as sent:
+    with round_trips(app) as sent:
         response = api.client.post(
             f"/orders/{canceled['id']}/cancel", headers={**api.admin, "Idempotency-Key": uuid.uuid4().hex}
         )
         assert response.status_code == 200
-    # key claim, order locked, its lines, every product's stock in one UPDATE, order, response
-    assert sent == ["INSERT", "SELECT", "SELECT", "UPDATE", "UPDATE", "UPDATE"]
+    # key claim, order locked, its lines, every product's stock in one UPDATE; then the order and
+    # the key's response with the COMMIT
+    assert sent == ["INSERT", "SELECT", "SELECT", "UPDATE", "UPDATE;UPDATE;COMMIT"]
 
 
 def test_short_stock_reserves_nothing_and_names_the_product(api, db):
@@ -358,7 +371,7 @@ def test_list_filters_and_pages_newest_first(app, api, db):
     assert page["data"][0] == api.get_order(ids[-1])
 
     walked, cursor = [], None
-    with statements(app) as sent:
+    with round_trips(app) as sent:
         while True:
             query = f"customer_id={customer}&limit=2" + (f"&cursor={cursor}" if cursor else "")
             page = api.client.get(f"/orders?{query}", headers=api.customer_headers(customer)).get_json()

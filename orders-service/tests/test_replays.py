@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 from orders_testkit import assert_problem, auth
-from test_orders_api import statements
+from test_orders_api import round_trips
 
 from orders_service.api.replays import REPLAY_ROUTES
 
@@ -53,7 +53,7 @@ def test_every_idempotent_route_is_served_and_its_rule_is_flasks(app):
 def test_a_cached_replay_is_the_same_answer_without_the_database(app, api, caplog):
     for template, path, body in _keyed_writes(api):
         key, first = _twice(api, path, body)
-        with statements(app) as sent, caplog.at_level(logging.INFO, logger="http"):
+        with round_trips(app) as sent, caplog.at_level(logging.INFO, logger="http"):
             caplog.clear()
             replay = api.client.post(
                 path, json=body, headers={**api.admin, "Idempotency-Key": key, "X-Request-Id": "replay-1"}
@@ -78,7 +78,7 @@ def test_a_cached_create_is_found_by_its_validated_body(app, api):
     body = {"customer_id": customer, "items": [{"product_id": product["id"], "qty": 1}]}
     key, first = _twice(api, "/orders", body)
     spelled_otherwise = b'{ "items": [ {"qty": 1, "product_id": %d} ], "customer_id": %d }' % (product["id"], customer)
-    with statements(app) as sent:
+    with round_trips(app) as sent:
         replay = api.client.post(
             "/orders",
             data=spelled_otherwise,
@@ -145,6 +145,6 @@ def test_a_key_not_in_the_cache_goes_to_flask_unchecked(app, api, monkeypatch):
     body = {"customer_id": customer, "items": [{"product_id": product["id"], "qty": 1}]}
     key, first = _twice(api, "/orders", body)
     assert checked == []
-    with statements(app) as sent:
+    with round_trips(app) as sent:
         replay = api.client.post("/orders", json=body, headers={**api.admin, "Idempotency-Key": key})
     assert sent == [] and replay.get_data() == first.get_data() and len(checked) == 1

@@ -20,6 +20,10 @@
   unit of work once more on a fresh connection when the loss came before COMMIT was sent (the
   server never committed it). A connection lost *during* COMMIT is not retried: the outcome is
   unknown, so the client gets the 503 and retries under its idempotency key.
+- `send_with_commit()` (MySQL): a write whose answer the unit of work does not need goes to the
+  server with COMMIT, in one round trip (docs/adr/0011-writes-sent-with-commit.md). Its error
+  (a duplicate key, a deadlock, a lost connection) is COMMIT's: nothing of the transaction is
+  committed, and `transaction()` treats it as it treats a failed COMMIT.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
@@ -172,6 +176,7 @@ def make_engine(
         },
     )
     event.listen(engine, "reset", _reset_unless_idle)
+    _send_queued_writes_with_commit(engine)
     if url.get_driver_name() == "mysqldb":
         _track_transaction_ends(engine)
         if gevent_patched():
@@ -217,6 +222,98 @@ def _connect_cooperatively(engine: Engine, read_timeout_seconds: float) -> None:
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect, _record, cargs, cparams):
         return CooperativeConnection(*cargs, **cparams)
+
+
+# The writes `send_with_commit` queued on a DBAPI connection for its next COMMIT (a list of
+# statements with their values bound), reset whenever a transaction begins or ends.
+_AT_COMMIT = "servicekit_at_commit"
+_CLIENT_MULTI_STATEMENTS = 1 << 16  # MySQL protocol capability flag (both drivers' CLIENT constant)
+_FAILED_IN_BATCH = "servicekit_failed_in_commit_batch"
+
+
+def send_with_commit(session: Session, sql: str, params: Mapping[str, Any] | None = None) -> None:
+    """Queue a write (`%(name)s` parameters) to reach the server with this transaction's COMMIT,
+    in the same round trip, instead of on its own now (MySQL engines from `make_engine` only).
+
+    For a statement whose answer nobody reads (no row count, no insert id) and which cannot wait
+    for a lock another transaction holds for longer than a statement: a row this transaction
+    has locked already, or a row only other commit batches write. The server stops at the first
+    statement that fails; its error is raised by `session.commit()` and nothing is committed.
+    Queued writes run after every statement sent before the commit, in the order queued."""
+    dbapi_connection = session.connection().connection.dbapi_connection
+    queued = getattr(dbapi_connection, _AT_COMMIT, None)
+    if queued is None:
+        raise RuntimeError("send_with_commit needs a MySQL engine made by servicekit.db.make_engine")
+    cursor = dbapi_connection.cursor()
+    try:
+        queued.append(cursor.mogrify(sql, params))  # escaped by the driver, as `execute` would
+    finally:
+        cursor.close()
+
+
+def failed_in_commit_batch(exc: BaseException) -> bool:
+    """The error came from the writes sent with a COMMIT (`send_with_commit`), or that COMMIT."""
+    return bool(getattr(getattr(exc, "orig", None), _FAILED_IN_BATCH, False))
+
+
+def queued_with_commit(dbapi_connection) -> list[str]:
+    """What `send_with_commit` queued on this DBAPI connection so far (for tests and tracing)."""
+    return list(getattr(dbapi_connection, _AT_COMMIT, None) or ())
+
+
+def _send_queued_writes_with_commit(engine: Engine) -> None:
+    """COMMIT (MySQL) sends the writes queued by `send_with_commit` first, in one round trip
+    (`CLIENT_MULTI_STATEMENTS`; every other statement stays a single one, with bound values).
+
+    The server answers every statement of the batch; MariaDB holds those answers until the last
+    unless a statement waits for a lock. mysqlclient waits for the first answer on gevent's hub
+    (`_connect_cooperatively`), and reads the others in C: `send_with_commit`'s rule (no lock
+    waits but brief ones) keeps that read short."""
+    dialect = engine.dialect
+    do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+    def take_queued(dbapi_connection) -> list[str]:
+        dbapi_connection = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
+        queued = getattr(dbapi_connection, _AT_COMMIT, None)
+        setattr(dbapi_connection, _AT_COMMIT, [])
+        return queued or []
+
+    def commit(dbapi_connection) -> None:
+        queued = take_queued(dbapi_connection)
+        if not queued:
+            do_commit(dbapi_connection)
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            # No parameters: the driver sends the text as is (the values are bound already).
+            cursor.execute(";\n".join([*queued, "COMMIT"]))
+            while cursor.nextset():  # each statement's answer, to the COMMIT's (or an error)
+                pass
+        except Exception as exc:
+            setattr(exc, _FAILED_IN_BATCH, True)  # SQLAlchemy raises it wrapped, as `.orig`
+            raise
+        finally:
+            cursor.close()
+
+    def rollback(dbapi_connection) -> None:
+        take_queued(dbapi_connection)
+        do_rollback(dbapi_connection)
+
+    dialect.do_commit = commit
+    dialect.do_rollback = rollback
+
+    @event.listens_for(engine, "do_connect")
+    def _allow_batches(_dialect, _record, _cargs, cparams) -> None:
+        # Added to the flags SQLAlchemy's dialect sets (FOUND_ROWS), not instead of them.
+        cparams["client_flag"] = cparams.get("client_flag", 0) | _CLIENT_MULTI_STATEMENTS
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, _record, _proxy) -> None:
+        setattr(dbapi_connection, _AT_COMMIT, [])
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        setattr(connection.connection.dbapi_connection, _AT_COMMIT, [])
 
 
 _SERVER_STATUS_IN_TRANS = 1  # MySQL protocol status flag: a transaction is open
@@ -406,7 +503,10 @@ def _run(session_factory: sessionmaker[Session], work: Callable[[Session], T], *
                     session.commit()
                 return result
         except DBAPIError as exc:
-            if is_retryable(exc) and runs < attempts:
+            # A lock wait in writes sent with COMMIT is not run again: `send_with_commit` allows
+            # only brief waits there, so the holder is stuck, and the caller decides (a 409).
+            lock_wait_in_batch = mysql_error_code(exc) == MYSQL_LOCK_WAIT_TIMEOUT and failed_in_commit_batch(exc)
+            if is_retryable(exc) and runs < attempts and not lock_wait_in_batch:
                 # InnoDB rolled the whole transaction back (also when reported at COMMIT).
                 log_event(log, "transaction_retry", logging.WARNING, attempt=runs, mysql_error=mysql_error_code(exc))
                 time.sleep(random.uniform(0.005, 0.03) * runs)

@@ -111,3 +111,41 @@ def test_commits_and_rollbacks_go_through_and_leave_no_transaction_open(database
         database.url,
     )
     assert out == "1"
+
+
+def test_writes_sent_with_the_commit_wait_on_the_hub_and_apply(database):
+    """The batch of `send_with_commit` is one statement to the hub: the worker's other greenlets
+    run while the server works through it, and its writes apply with the COMMIT."""
+    out = run_patched(
+        """
+        import sys
+        import gevent
+        from sqlalchemy import text
+        from servicekit.db import make_engine, make_session_factory, read, send_with_commit, transaction
+
+        engine = make_engine(sys.argv[1], pool_size=2, max_overflow=0)
+        factory = make_session_factory(engine)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE IF NOT EXISTS b (id INT PRIMARY KEY, v INT NOT NULL)"))
+            conn.execute(text("REPLACE INTO b VALUES (1, 0)"))
+        done = []
+
+        def slow(session):
+            send_with_commit(session, "DO SLEEP(1)")
+            send_with_commit(session, "UPDATE b SET v = v + %(by)s WHERE id = 1", {"by": 5})
+
+        def fast():
+            gevent.sleep(0.1)  # the slow batch is on its way
+            read(factory, lambda s: s.execute(text("SELECT 1")).scalar_one())
+            done.append("fast")
+
+        def slow_then_mark():
+            transaction(factory, slow)
+            done.append("slow")
+
+        gevent.joinall([gevent.spawn(slow_then_mark), gevent.spawn(fast)], raise_error=True)
+        print(",".join(done), read(factory, lambda s: s.execute(text("SELECT v FROM b WHERE id = 1")).scalar_one()))
+        """,
+        database.url,
+    )
+    assert out == "fast,slow 5"

@@ -14,22 +14,24 @@ database (no downstream call, no locks).
 
 `run_once(..., claim_last=True)`, for a unit of work whose first statement locks the row that
 every twin of the request locks too (confirm: the order), stores the key last, with its response,
-in one INSERT (one round trip fewer):
+in one INSERT sent with the COMMIT (servicekit.db.send_with_commit: no round trip of its own):
   the business change → a twin waits for the row lock, then finds the work done and fails
                         (e.g. 409 invalid state), so
   on a problem          → the key is read: a completed twin's stored response is replayed (or 422
                         if its request differs), else the problem stands;
-  on a 2xx outcome     → INSERT the key with the response: a duplicate means a twin with the same
-                        key completed first (another row, so no lock kept them apart): this
-                        transaction is rolled back and the twin's response replayed (or 422).
-Either way the key exists iff the change happened, as with the claim first.
+  on a 2xx outcome     → INSERT the key with the response, with the COMMIT: a duplicate means a
+                        twin with the same key completed first (another row, so no lock kept
+                        them apart): the COMMIT fails, nothing of this transaction is committed,
+                        and the twin's response is replayed (or 422).
+Either way the key exists iff the change happened, as with the claim first. With the claim
+first, the response (or the claim's removal, on a failure) also goes with the COMMIT.
 
 A unit of work may end in `LockLast`: its outcome is known before its last statements, which take
 row locks that many requests queue for (create: a hot product's stock). Those statements run
-after the key is stored, so the key's write is not one more round trip under those locks. Create
-stores its key last this way too: no row keeps its twins apart, but the key's unique index does
-(a twin's INSERT waits for the first to end, then replays it) and all else of the losing twin is
-rolled back with it.
+after the key is stored, in a round trip of its own, so a twin holding the key is waited for
+with none of those locks held. Create stores its key last this way: no row keeps its twins
+apart, but the key's unique index does (a twin's INSERT waits for the first to end, then
+replays it) and all else of the losing twin is rolled back with it.
 
 `ReplayCache` (servicekit.idempotency) keeps, per process, the completed responses this process
 has replayed; servicekit.replay answers retries from it before the web framework does.
@@ -46,7 +48,14 @@ import orjson
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from servicekit.db import MYSQL_LOCK_WAIT_TIMEOUT, is_duplicate_key, mysql_error_code, read, transaction
+from servicekit.db import (
+    MYSQL_LOCK_WAIT_TIMEOUT,
+    failed_in_commit_batch,
+    is_duplicate_key,
+    mysql_error_code,
+    read,
+    transaction,
+)
 from servicekit.idempotency import IdempotentRequest, Outcome, ReplayCache
 from servicekit.limits import IDEMPOTENCY_KEY_MAX
 from servicekit.problems import Problem
@@ -123,7 +132,7 @@ def run_once(
         if 200 <= outcome.status < 300:
             repo.store_idempotent_response(session, claim, outcome.status, orjson.dumps(outcome.body).decode())
         else:
-            repo.delete_idempotency_key(session, claim)
+            repo.delete_idempotency_key(session, claim, with_commit=True)
         if finish is not None:
             finish(session)
         return outcome
@@ -154,22 +163,73 @@ def _run_claiming_last(
             if stored is not None and stored.response_status is not None and stored.expires_at > utcnow():
                 raise _ReplayInstead(_replay(stored, request, cache)) from None
             raise
-        if not 200 <= outcome.status < 300:
-            if finish is not None:
-                finish(session)
-            return outcome  # nothing stored, as with the claim first
-        body = orjson.dumps(outcome.body).decode()
-        claim = _claim(session, request, ttl_seconds, cache, response=(outcome.status, body))
-        if isinstance(claim, Outcome):
-            raise _ReplayInstead(claim)
+        if 200 <= outcome.status < 300:
+            body = orjson.dumps(outcome.body).decode()
+            if finish is None:
+                _store_with_commit(session, request, ttl_seconds, (outcome.status, body))
+            else:
+                # The key's own round trip, before `finish` takes the contended locks: a twin
+                # holding the key is waited for (or found completed) with none of them held.
+                claim = _claim(session, request, ttl_seconds, cache, response=(outcome.status, body))
+                if isinstance(claim, Outcome):
+                    raise _ReplayInstead(claim)
         if finish is not None:
             finish(session)  # our key row is not committed: a problem here is not a twin's answer
-        return outcome
+        return outcome  # not a 2xx: nothing stored, as with the claim first
 
-    try:
-        return transaction(session_factory, guarded)
-    except _ReplayInstead as replay:
-        return replay.outcome
+    for _ in range(3):
+        try:
+            return transaction(session_factory, guarded)
+        except _ReplayInstead as replay:
+            return replay.outcome
+        except IntegrityError as exc:
+            if not is_duplicate_key(exc):
+                raise
+        except OperationalError as exc:
+            # Of the writes sent with the COMMIT only the key can wait: a twin holds it, still running.
+            if mysql_error_code(exc) == MYSQL_LOCK_WAIT_TIMEOUT and failed_in_commit_batch(exc):
+                raise idempotency_in_flight() from None
+            raise
+        # The COMMIT failed on our key: a twin's row has it. Everything of ours was rolled back.
+        replay = _replay_or_clear(session_factory, request, cache)
+        if replay is not None:
+            return replay
+    raise idempotency_in_flight()
+
+
+def _store_with_commit(
+    session: Session, request: IdempotentRequest, ttl_seconds: int, response: tuple[int, str]
+) -> None:
+    now = utcnow()
+    repo.insert_completed_idempotency_key_with_commit(
+        session,
+        scope_hash=request.scope_hash,
+        caller=request.caller,
+        route=request.route,
+        key=request.key,
+        fingerprint=request.fingerprint,
+        now=now,
+        expires_at=now + timedelta(seconds=ttl_seconds),
+        response=response,
+    )
+
+
+def _replay_or_clear(
+    session_factory: sessionmaker[Session], request: IdempotentRequest, cache: ReplayCache | None
+) -> Outcome | None:
+    """The committed twin's outcome to replay; None (run again) when its row has expired, which
+    is then deleted, or was purged meanwhile."""
+
+    def work(session: Session) -> Outcome | None:
+        stored = repo.find_idempotency_key(session, request.scope_hash)
+        if stored is None:
+            return None
+        if stored.expires_at > utcnow():
+            return _replay(stored, request, cache)
+        repo.delete_idempotency_key(session, stored.id)  # expired but not purged yet
+        return None
+
+    return transaction(session_factory, work)
 
 
 def _claim(

@@ -9,10 +9,10 @@ Locking discipline (no lock cycles, so deadlocks are rare and retried when they 
   a lock, inserts the order and stores its idempotency key with the answer, then takes their
   stock with one conditional UPDATE (enough stock and the price it read, which locks the rows);
   only the lines (whose foreign key to the product needs the row's lock, so they cannot come
-  first) and COMMIT follow under the lock. When a row fails the condition, the transaction is
-  rolled back and run again the pessimistic way (one SELECT ... FOR UPDATE first), unless the
-  stock under the lock is short (a 409). A hot product's row is held for three round trips:
-  the UPDATE, the lines, the COMMIT;
+  first) and COMMIT follow under the lock, in one round trip (servicekit.db.send_with_commit).
+  When a row fails the condition, the transaction is rolled back and run again the pessimistic
+  way (one SELECT ... FOR UPDATE first), unless the stock under the lock is short (a 409). A hot
+  product's row is held for two round trips: the UPDATE, then the lines with the COMMIT;
 - checkout locks the customer's cart row first, then the products (the same way);
 - every transition of an existing order locks the order row first, then its products in id
   order (a single UPDATE over the primary key).
@@ -126,7 +126,8 @@ class _ChangedSinceRead(Exception):
 def _reserve_and_create(
     session: Session, customer_id: int, wanted: dict[int, int], *, lock_first: bool = False
 ) -> Outcome | LockLast:
-    """Check, insert the order, take stock, insert its lines: four statements whatever the size.
+    """Check, insert the order, take stock, insert its lines (with the COMMIT): four round trips
+    whatever the size.
 
     Read first, lock late (the default): the products are read without a lock, and their rows
     are locked by the UPDATE that takes the stock, only if each still has the stock and the
@@ -183,7 +184,8 @@ def _order_lines(order_id: int, wanted: dict[int, int], products: list[Row]) -> 
 
 
 def _lock_reserve_and_create(session: Session, customer_id: int, wanted: dict[int, int]) -> dict[str, Any]:
-    """Lock, check, take stock, insert the order and its lines: four statements whatever the size."""
+    """Lock, check, take stock, insert the order, then its lines with the COMMIT: four round trips
+    whatever the size."""
     now = utcnow()
     locked = repo.lock_products(session, wanted, customer_id=customer_id)
     _check_products(session, customer_id, wanted, locked)
