@@ -22,7 +22,10 @@ from typing import Any
 from sqlalchemy import Row, and_, delete, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+
+from servicekit.db import mysql_error_code
 
 from .models import (
     CONFIRMED,
@@ -88,16 +91,18 @@ LOCK_PRODUCTS = Statement(
     for_update=True,
 )
 # The same read without the lock: create reads first, takes its locks with TAKE_ONE_STOCK /
-# `_take_stocks_statement` just before its last statements (`take_stock`).
+# `_take_stocks_statement`, sent with its last statements (`take_stock_with_commit`).
 READ_PRODUCTS = Statement(
     "SELECT id, sku, price_cents, stock, "
     "(SELECT 1 FROM deleted_customers WHERE customer_id = :customer_id) AS customer_deleted "
     "FROM products WHERE id IN :ids ORDER BY id"
 )
 # Takes the row lock, and the stock only if there is enough and the price is still the one read.
+# A row without the stock, or whose price is no longer the price read, is set to -1: the CHECK
+# `stock >= 0` fails the statement (and the COMMIT sent with it). See `take_stock_with_commit`.
 TAKE_ONE_STOCK = Statement(
-    "UPDATE products SET stock = stock - :qty, updated_at = :now "
-    "WHERE id = :product_id AND stock >= :qty AND price_cents = :price_cents"
+    "UPDATE products SET stock = CASE WHEN price_cents = :price_cents THEN stock - :qty ELSE -1 END, "
+    "updated_at = :now WHERE id = :product_id"
 )
 ADD_TO_ONE_STOCK = Statement("UPDATE products SET stock = stock + :delta, updated_at = :now WHERE id = :product_id")
 INSERT_ORDER = Statement(
@@ -159,12 +164,15 @@ def _change_stocks_statement(count: int) -> Statement:
 @functools.cache
 def _take_stocks_statement(count: int) -> Statement:
     """TAKE_ONE_STOCK for `count` products in one UPDATE (`:id_<i>`, `:qty_<i>`, `:price_<i>`)."""
-    qty = "CASE id " + " ".join(f"WHEN :id_{i} THEN :qty_{i}" for i in range(count)) + " END"
-    price = "CASE id " + " ".join(f"WHEN :id_{i} THEN :price_{i}" for i in range(count)) + " END"
-    return Statement(
-        f"UPDATE products SET stock = stock - {qty}, updated_at = :now "
-        f"WHERE id IN :ids AND stock >= {qty} AND price_cents = {price}"
+    stock = (
+        "CASE id "
+        + " ".join(
+            f"WHEN :id_{i} THEN CASE WHEN price_cents = :price_{i} THEN stock - :qty_{i} ELSE -1 END"
+            for i in range(count)
+        )
+        + " END"
     )
+    return Statement(f"UPDATE products SET stock = {stock}, updated_at = :now WHERE id IN :ids")
 
 
 def _upsert(session: Session, table, values: Mapping[str, Any], key: Sequence[str], update_columns: Sequence[str]):
@@ -269,23 +277,45 @@ def read_products(session: Session, product_ids: Iterable[int], *, customer_id: 
     return list(run(session, READ_PRODUCTS, {"ids": ids, "customer_id": customer_id}))
 
 
-def take_stock(session: Session, taken: Mapping[int, tuple[int, int]], now: datetime) -> bool:
-    """Take `qty` from each product `{product_id: (qty, price_cents)}` in one UPDATE, which is
-    also what locks the rows (in primary key order, like `lock_products`).
+def take_stock_with_commit(session: Session, taken: Mapping[int, tuple[int, int]], now: datetime) -> None:
+    """Take `qty` from each product `{product_id: (qty, price_cents)}` in one UPDATE sent with the
+    COMMIT (`run_with_commit`, the write that may wait: it locks the rows, in primary key order
+    like `lock_products`), so a hot product's row is held for no round trip of ours at all.
 
-    A row is changed only if it still has `qty` in stock and still costs `price_cents`, so the
-    prices an order was built with are the prices under the lock. True when every row was
-    changed; False when at least one was not (the caller must roll back: others may have been)."""
+    A row that no longer has `qty` in stock, or no longer costs `price_cents`, fails the CHECK on
+    `stock`, and with it the COMMIT: nothing is committed, and `missed_stock_condition` tells that
+    failure (or a product deleted since the read: its line's foreign key) from others. So the
+    prices of an order are the prices under the lock."""
     if len(taken) == 1:
         ((product_id, (qty, price_cents)),) = taken.items()
         params: dict[str, Any] = {"product_id": product_id, "qty": qty, "price_cents": price_cents, "now": now}
-        return run(session, TAKE_ONE_STOCK, params).rowcount == 1
+        run_with_commit(session, TAKE_ONE_STOCK, params, may_wait=True)
+        return
     ids = sorted(taken)
     params = {"ids": ids, "now": now}
     for i, product_id in enumerate(ids):
         params[f"id_{i}"] = product_id
         params[f"qty_{i}"], params[f"price_{i}"] = taken[product_id]
-    return run(session, _take_stocks_statement(len(ids)), params).rowcount == len(ids)
+    run_with_commit(session, _take_stocks_statement(len(ids)), params, may_wait=True)
+
+
+STOCK_CHECK = "ck_products_stock_non_negative"  # models.Product; the migrations create it too
+# MariaDB's and MySQL's "CHECK constraint failed"; a foreign key without its parent row.
+_CHECK_FAILED = frozenset({4025, 3819})
+_NO_PARENT_ROW = 1452
+
+
+def missed_stock_condition(exc: BaseException) -> bool:
+    """`exc` is `take_stock_with_commit` finding a row changed since it was read: the CHECK on
+    `stock`, or a line whose product is gone."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    code, message = mysql_error_code(exc), str(exc.orig)
+    if code in _CHECK_FAILED or "CHECK constraint failed" in message:  # MariaDB, MySQL, SQLite
+        return STOCK_CHECK in message
+    return (code == _NO_PARENT_ROW or "FOREIGN KEY constraint failed" in message) and (
+        code is None or "order_items" in message
+    )
 
 
 def change_stock(session: Session, delta_by_product: Mapping[int, int], now: datetime) -> None:

@@ -86,12 +86,13 @@ def run(session: Session, statement: Statement, params: Params) -> CursorResult[
     return connection.exec_driver_sql(statement._pyformat, params)
 
 
-def run_with_commit(session: Session, statement: Statement, params: Params) -> None:
+def run_with_commit(session: Session, statement: Statement, params: Params, *, may_wait: bool = False) -> None:
     """`run`, for a write whose answer nobody reads, sent to the server with this transaction's
-    COMMIT in one round trip (MariaDB/MySQL: `send_with_commit` says which writes qualify);
-    SQLite, where a round trip costs nothing, runs it now."""
+    COMMIT in one round trip (MariaDB/MySQL: `send_with_commit` says which writes qualify, and
+    which one `may_wait` for a contended lock); SQLite, where a round trip costs nothing, runs it
+    now."""
     if session.connection().dialect.name == "sqlite":
         run(session, statement, params)
         return
     for row in [params] if isinstance(params, Mapping) else params:
-        send_with_commit(session, statement._pyformat, row)
+        send_with_commit(session, statement._pyformat, row, may_wait=may_wait)

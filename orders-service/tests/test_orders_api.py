@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
 
 import jwt
@@ -78,41 +77,47 @@ def test_create_reserves_stock_and_returns_the_order(api, db):
     assert api.get_order(order["id"]) == order
 
 
-def test_create_is_four_round_trips_whatever_the_size_five_with_a_key(app, api):
+def test_create_is_three_round_trips_whatever_the_size_four_with_a_key(app, api):
     customer = api.new_customer()
     products = [api.new_product() for _ in range(10)]
     api.new_order(customer, [(products[0]["id"], 1)])  # warm the customer cache
     with round_trips(app) as sent:
         assert api.create_order(customer, [(p["id"], 1) for p in products]).status_code == 201
-    # read, order, take stock (the lock), then the lines with the COMMIT
-    assert sent == ["SELECT", "INSERT", "UPDATE", ";".join(["INSERT"] * 10 + ["COMMIT"])]
+    # read, order, then the stock taken (the lock), the lines and the COMMIT in one
+    assert sent == ["SELECT", "INSERT", ";".join(["UPDATE"] + ["INSERT"] * 10 + ["COMMIT"])]
 
     with round_trips(app) as sent:
         response = api.create_order(customer, [(p["id"], 1) for p in products[:2]], key=uuid.uuid4().hex)
         assert response.status_code == 201
-    # read, order, the key with its answer, then under the products' locks: take stock, the lines
-    # with the COMMIT (no key lookup first: the key's INSERT finds a completed twin, and a known
-    # customer needs no lookup to replay)
-    assert sent == ["SELECT", "INSERT", "INSERT", "UPDATE", "INSERT;INSERT;COMMIT"]
+    # read, order, the key with its answer, then the stock, the lines and the COMMIT (no key
+    # lookup first: the key's INSERT finds a completed twin, and a known customer needs no
+    # lookup to replay)
+    assert sent == ["SELECT", "INSERT", "INSERT", "UPDATE;INSERT;INSERT;COMMIT"]
+
+
+def takes_stock(conn) -> bool:
+    """This COMMIT of the app's carries create's stock UPDATE (and the lines)."""
+    return any(q.startswith("UPDATE products SET stock") for q in queued_with_commit(conn.connection.dbapi_connection))
 
 
 @contextlib.contextmanager
 def before_taking_stock(app, change):
-    """Run `change()` (on another connection) right before create's first stock UPDATE is sent:
-    what another request could commit between create's read and its lock."""
+    """Run `change()` (on another connection) right before create's first stock UPDATE is sent
+    (with its lines and COMMIT): what another request could commit between create's read and
+    its lock."""
     engine = app.extensions["orders_service.engine"]
     done: list[bool] = []
 
-    def hook(conn, cursor, statement, parameters, context, executemany):
-        if not done and statement.startswith("UPDATE products SET stock = stock -"):
+    def hook(conn):
+        if not done and takes_stock(conn):
             done.append(True)
             change()
 
-    event.listen(engine, "before_cursor_execute", hook)
+    event.listen(engine, "commit", hook)
     try:
         yield done
     finally:
-        event.remove(engine, "before_cursor_execute", hook)
+        event.remove(engine, "commit", hook)
 
 
 def run_sql(db, sql: str, **params) -> None:
@@ -166,37 +171,42 @@ def test_a_409_under_the_lock_leaves_no_key_behind(app, api, db):
         assert conn.execute(text("SELECT COUNT(*) FROM orders WHERE customer_id = :c"), {"c": customer}).scalar() == 1
 
 
-def test_a_connection_cut_after_the_key_and_before_the_stock_orders_once(app, api, db, caplog):
+def test_a_connection_cut_as_the_stock_and_commit_are_sent_is_a_503_and_the_retry_orders_once(app, api, db):
     """Fault: the database connection is killed after create stored its key and answer, just as
-    the stock UPDATE is sent. The server rolls all of it back; the unit of work runs again on a
-    new connection: one order, the stock taken once, one key, and a retry replays that order."""
+    the stock UPDATE, the lines and the COMMIT are sent together. Whether that COMMIT happened
+    is unknown to the service: a 503, not run again. Here it never reached the server, so
+    nothing was committed, and the client's retry with the same key orders once."""
     customer = api.new_customer()
     product = api.new_product(stock=10)
     engine = app.extensions["orders_service.engine"]
     killed: list[int] = []
 
-    def kill_before_taking_stock(conn, cursor, statement, parameters, context, executemany):
-        if not killed and statement.startswith("UPDATE products SET stock = stock -"):
-            killed.append(cursor.connection.thread_id())
+    def kill_before_taking_stock(conn):
+        if not killed and takes_stock(conn):
+            killed.append(conn.connection.dbapi_connection.thread_id())
             run_sql(db, f"KILL {killed[0]}")
 
     key = uuid.uuid4().hex
-    event.listen(engine, "before_cursor_execute", kill_before_taking_stock)
+    event.listen(engine, "commit", kill_before_taking_stock)
     try:
-        with caplog.at_level(logging.INFO, logger="servicekit.db"):
-            response = api.create_order(customer, [(product["id"], 3)], key=key)
+        response = api.create_order(customer, [(product["id"], 3)], key=key)
     finally:
-        event.remove(engine, "before_cursor_execute", kill_before_taking_stock)
-    assert killed and response.status_code == 201, response.get_data(as_text=True)
-    assert "transaction_reconnect" in caplog.text  # the first run really lost its connection
+        event.remove(engine, "commit", kill_before_taking_stock)
+    assert killed
+    assert_problem(response, 503, "database_unavailable")
+    assert stock_of(db, product["id"]) == 10
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM orders WHERE customer_id = :c"), {"c": customer}).scalar() == 0
+    retry = api.create_order(customer, [(product["id"], 3)], key=key)
+    assert retry.status_code == 201 and retry.headers.get("Idempotent-Replayed") is None
     assert stock_of(db, product["id"]) == 7
     with db.connect() as conn:
         orders = conn.execute(text("SELECT COUNT(*) FROM orders WHERE customer_id = :c"), {"c": customer}).scalar()
         keys = conn.execute(text("SELECT COUNT(*) FROM idempotency_keys WHERE idempotency_key = :k"), {"k": key})
         assert orders == 1 and keys.scalar() == 1
-    retry = api.create_order(customer, [(product["id"], 3)], key=key)
-    assert retry.status_code == 201 and retry.headers.get("Idempotent-Replayed") == "true"
-    assert retry.get_json() == response.get_json() and stock_of(db, product["id"]) == 7
+    again = api.create_order(customer, [(product["id"], 3)], key=key)
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.get_json() == retry.get_json()
+    assert stock_of(db, product["id"]) == 7
 
 
 @pytest.mark.parametrize("count", [1, 3])

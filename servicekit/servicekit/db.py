@@ -231,19 +231,26 @@ _CLIENT_MULTI_STATEMENTS = 1 << 16  # MySQL protocol capability flag (both drive
 _FAILED_IN_BATCH = "servicekit_failed_in_commit_batch"
 
 
-def send_with_commit(session: Session, sql: str, params: Mapping[str, Any] | None = None) -> None:
+def send_with_commit(
+    session: Session, sql: str, params: Mapping[str, Any] | None = None, *, may_wait: bool = False
+) -> None:
     """Queue a write (`%(name)s` parameters) to reach the server with this transaction's COMMIT,
     in the same round trip, instead of on its own now (MySQL engines from `make_engine` only).
 
-    For a statement whose answer nobody reads (no row count, no insert id) and which cannot wait
-    for a lock another transaction holds for longer than a statement: a row this transaction
-    has locked already, or a row only other commit batches write. The server stops at the first
-    statement that fails; its error is raised by `session.commit()` and nothing is committed.
-    Queued writes run after every statement sent before the commit, in the order queued."""
+    For a statement whose answer nobody reads (no row count, no insert id): a condition it must
+    meet is a constraint that fails it. Only the first write queued may wait for a row lock as
+    long as any statement would (`may_wait`: a contended row), because a gevent worker waits for
+    the batch's first answer on the hub and reads the others in C; the writes after it may only
+    wait briefly (a row this transaction has locked already, or one that only other commit
+    batches hold). The server stops at the first statement that fails; its error is raised by
+    `session.commit()` and nothing is committed. Queued writes run after every statement sent
+    before the commit, in the order queued."""
     dbapi_connection = session.connection().connection.dbapi_connection
     queued = getattr(dbapi_connection, _AT_COMMIT, None)
     if queued is None:
         raise RuntimeError("send_with_commit needs a MySQL engine made by servicekit.db.make_engine")
+    if may_wait and queued:
+        raise RuntimeError("a write that may wait for a lock must be the first sent with the commit")
     cursor = dbapi_connection.cursor()
     try:
         queued.append(cursor.mogrify(sql, params))  # escaped by the driver, as `execute` would
@@ -267,8 +274,8 @@ def _send_queued_writes_with_commit(engine: Engine) -> None:
 
     The server answers every statement of the batch; MariaDB holds those answers until the last
     unless a statement waits for a lock. mysqlclient waits for the first answer on gevent's hub
-    (`_connect_cooperatively`), and reads the others in C: `send_with_commit`'s rule (no lock
-    waits but brief ones) keeps that read short."""
+    (`_connect_cooperatively`), and reads the others in C: `send_with_commit`'s rule (only the
+    first write may wait for a lock for long) keeps that read short."""
     dialect = engine.dialect
     do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
 
@@ -503,8 +510,8 @@ def _run(session_factory: sessionmaker[Session], work: Callable[[Session], T], *
                     session.commit()
                 return result
         except DBAPIError as exc:
-            # A lock wait in writes sent with COMMIT is not run again: `send_with_commit` allows
-            # only brief waits there, so the holder is stuck, and the caller decides (a 409).
+            # A lock wait timeout in writes sent with COMMIT is not run again: the holder has kept
+            # the row through a whole lock wait, and the caller decides (e.g. a 409 or a 503).
             lock_wait_in_batch = mysql_error_code(exc) == MYSQL_LOCK_WAIT_TIMEOUT and failed_in_commit_batch(exc)
             if is_retryable(exc) and runs < attempts and not lock_wait_in_batch:
                 # InnoDB rolled the whole transaction back (also when reported at COMMIT).

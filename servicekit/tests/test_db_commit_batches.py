@@ -228,3 +228,17 @@ def test_only_a_mysql_engine_of_make_engine_takes_them(tmp_path):
             transaction(make_session_factory(engine), lambda s: send_with_commit(s, "SELECT 1"))
     finally:
         engine.dispose()
+
+
+def test_only_the_first_write_may_wait_for_a_lock(session_factory):
+    """A gevent worker waits for the batch's first answer on the hub and reads the rest in C, so
+    a write that may wait for a contended lock must come first."""
+
+    def work(session):
+        send_with_commit(session, BUMP, {"by": 1, "id": 1})
+        send_with_commit(session, BUMP, {"by": 1, "id": 2}, may_wait=True)
+
+    with pytest.raises(RuntimeError, match="first"):
+        transaction(session_factory, work)
+    transaction(session_factory, lambda s: send_with_commit(s, BUMP, {"by": 1, "id": 2}, may_wait=True))
+    assert counters(session_factory) == {1: 0, 2: 1}

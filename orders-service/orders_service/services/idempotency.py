@@ -129,12 +129,12 @@ def run_once(
         if isinstance(claim, Outcome):
             return claim
         outcome, finish = _split(work(session))
+        if finish is not None:
+            finish(session)  # first: its writes sent with the COMMIT may wait for locks, the key's not
         if 200 <= outcome.status < 300:
             repo.store_idempotent_response(session, claim, outcome.status, orjson.dumps(outcome.body).decode())
         else:
             repo.delete_idempotency_key(session, claim, with_commit=True)
-        if finish is not None:
-            finish(session)
         return outcome
 
     return transaction(session_factory, guarded)
@@ -155,7 +155,11 @@ def _run_claiming_last(
     ttl_seconds: int,
     cache: ReplayCache | None,
 ) -> Outcome:
+    key_with_commit = False
+
     def guarded(session: Session) -> Outcome:
+        nonlocal key_with_commit
+        key_with_commit = False
         try:
             outcome, finish = _split(work(session))
         except Problem:
@@ -167,6 +171,7 @@ def _run_claiming_last(
             body = orjson.dumps(outcome.body).decode()
             if finish is None:
                 _store_with_commit(session, request, ttl_seconds, (outcome.status, body))
+                key_with_commit = True
             else:
                 # The key's own round trip, before `finish` takes the contended locks: a twin
                 # holding the key is waited for (or found completed) with none of them held.
@@ -186,8 +191,8 @@ def _run_claiming_last(
             if not is_duplicate_key(exc):
                 raise
         except OperationalError as exc:
-            # Of the writes sent with the COMMIT only the key can wait: a twin holds it, still running.
-            if mysql_error_code(exc) == MYSQL_LOCK_WAIT_TIMEOUT and failed_in_commit_batch(exc):
+            # Of the writes sent with this COMMIT only the key could wait: a twin holds it, still running.
+            if key_with_commit and mysql_error_code(exc) == MYSQL_LOCK_WAIT_TIMEOUT and failed_in_commit_batch(exc):
                 raise idempotency_in_flight() from None
             raise
         # The COMMIT failed on our key: a twin's row has it. Everything of ours was rolled back.

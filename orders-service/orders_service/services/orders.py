@@ -6,13 +6,14 @@ inside the create transaction, by a column of the statement that locks the produ
 
 Locking discipline (no lock cycles, so deadlocks are rare and retried when they happen):
 - create locks the products it reserves, in id order, as late as it can: it reads them without
-  a lock, inserts the order and stores its idempotency key with the answer, then takes their
-  stock with one conditional UPDATE (enough stock and the price it read, which locks the rows);
-  only the lines (whose foreign key to the product needs the row's lock, so they cannot come
-  first) and COMMIT follow under the lock, in one round trip (servicekit.db.send_with_commit).
-  When a row fails the condition, the transaction is rolled back and run again the pessimistic
-  way (one SELECT ... FOR UPDATE first), unless the stock under the lock is short (a 409). A hot
-  product's row is held for two round trips: the UPDATE, then the lines with the COMMIT;
+  a lock, inserts the order and stores its idempotency key with the answer, then sends, in one
+  round trip (servicekit.db.send_with_commit), the UPDATE that takes their stock (and locks the
+  rows), the lines (whose foreign key to the product needs the row's lock, so they cannot come
+  first) and the COMMIT. A row without the stock or at another price than the one read fails the
+  CHECK on stock, so nothing is committed; the transaction is run again the pessimistic way (one
+  SELECT ... FOR UPDATE first), which answers a 409 if the stock under the lock is short. A hot
+  product's row is held for no round trip of ours: only while the server runs the rest of the
+  batch and commits;
 - checkout locks the customer's cart row first, then the products (the same way);
 - every transition of an existing order locks the order row first, then its products in id
   order (a single UPDATE over the primary key).
@@ -24,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Row
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from servicekit.auth import Principal
@@ -111,16 +113,16 @@ def create_order(
     try:
         try:
             return run(lock_first=False)
-        except _ChangedSinceRead:
-            return run(lock_first=True)  # everything rolled back, the key claim too
+        except DBAPIError as exc:
+            # A product's stock or price changed (or it was deleted) between create's read and
+            # its lock: everything was rolled back, the key too. Create it again, locking first
+            # (which tells a 409 for short stock from a changed price).
+            if not repo.missed_stock_condition(exc):
+                raise
+            return run(lock_first=True)
     except CustomerDeleted:
         ctx.customers.forget(customer_id)  # this worker's cache still said "exists"
         raise
-
-
-class _ChangedSinceRead(Exception):
-    """A product's price changed, or its stock came back, between create's read and its lock:
-    roll back and create the order again, locking first."""
 
 
 def _reserve_and_create(
@@ -130,10 +132,11 @@ def _reserve_and_create(
     whatever the size.
 
     Read first, lock late (the default): the products are read without a lock, and their rows
-    are locked by the UPDATE that takes the stock, only if each still has the stock and the
-    price that was read (so the order's prices are those under the lock). That UPDATE and the
-    lines are the `LockLast` step, after the key is stored. `lock_first` locks them before
-    anything else instead: the fallback when that UPDATE missed a row."""
+    are locked by the UPDATE that takes the stock, sent with the lines and the COMMIT, which all
+    fail unless each row still has the stock and the price that was read (so the order's prices
+    are those under the lock). That UPDATE and the lines are the `LockLast` step, after the key
+    is stored. `lock_first` locks them before anything else instead: the fallback when that
+    UPDATE missed a row."""
     if lock_first:
         return Outcome(201, _lock_reserve_and_create(session, customer_id, wanted))
     now = utcnow()
@@ -144,11 +147,7 @@ def _reserve_and_create(
     lines = _order_lines(order_id, wanted, products)
 
     def take_stock_and_add_lines(session: Session) -> None:
-        if not repo.take_stock(session, {p.id: (wanted[p.id], p.price_cents) for p in products}, now):
-            # Some row lacked the stock or the price read: lock them all to tell which (a 409 for
-            # short stock; anything else runs again from scratch). Rolled back either way.
-            _check_products(session, customer_id, wanted, repo.lock_products(session, wanted, customer_id=customer_id))
-            raise _ChangedSinceRead
+        repo.take_stock_with_commit(session, {p.id: (wanted[p.id], p.price_cents) for p in products}, now)
         repo.insert_order_items(session, lines)
 
     return LockLast(
