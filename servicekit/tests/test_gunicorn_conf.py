@@ -1,0 +1,36 @@
+"""The shared gunicorn settings' hooks (servicekit.gunicorn_conf), each in a fresh interpreter:
+the hooks change process-wide state (gevent's server class), as they do in a worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("gevent")
+
+
+def run(code: str) -> str:
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize(("worker_class", "expected"), [("gevent", "1"), ("gthread", "100")])
+def test_a_gevent_worker_accepts_one_connection_per_wake_up(worker_class, expected):
+    """With gevent's default (up to 100 per wake-up) the first worker to wake takes every pending
+    connection of a burst; one at a time, the workers sharing the socket take turns."""
+    out = run(
+        f"""
+        from types import SimpleNamespace
+        from gevent.baseserver import BaseServer
+        from servicekit import gunicorn_conf
+
+        worker = SimpleNamespace(cfg=SimpleNamespace(worker_class_str={worker_class!r}))
+        gunicorn_conf.post_worker_init(worker)
+        print(BaseServer.max_accept)
+        """
+    )
+    assert out == expected
