@@ -115,12 +115,13 @@ INSERT_ORDER_ITEM = Statement(
 )
 LOCK_ORDER = Statement(f"SELECT {ORDER_FIELDS} FROM orders WHERE orders.id = :order_id", for_update=True)
 # No ORDER BY: it would make MariaDB build a temporary table for every confirm (sorted in Python).
-LOCK_ORDER_WITH_ITEMS = Statement(
+_ORDER_WITH_ITEMS = (
     f"SELECT {ORDER_FIELDS}, order_items.product_id, order_items.sku, order_items.qty, "
     "order_items.unit_price_cents FROM orders LEFT OUTER JOIN order_items ON order_items.order_id = orders.id "
-    "WHERE orders.id = :order_id",
-    for_update=True,
+    "WHERE orders.id = :order_id"
 )
+LOCK_ORDER_WITH_ITEMS = Statement(_ORDER_WITH_ITEMS, for_update=True)
+LOCK_ORDER_WITH_ITEMS_NOWAIT = Statement(_ORDER_WITH_ITEMS, for_update=True, nowait=True)
 ITEMS_OF_ORDERS = Statement(
     "SELECT order_id, product_id, sku, qty, unit_price_cents FROM order_items "
     "WHERE order_id IN :order_ids ORDER BY order_id, product_id"
@@ -453,10 +454,10 @@ def lock_order(session: Session, order_id: int) -> Row | None:
     return run(session, LOCK_ORDER, {"order_id": order_id}).first()
 
 
-def lock_order_with_items(session: Session, order_id: int) -> tuple[Row | None, list[Row]]:
+def lock_order_with_items(session: Session, order_id: int, *, nowait: bool = False) -> tuple[Row | None, list[Row]]:
     """`lock_order` and the order's lines in one round trip (the lines' locks are harmless: they
     never change, and every transition of the order is serialised on the order row anyway)."""
-    rows = list(run(session, LOCK_ORDER_WITH_ITEMS, {"order_id": order_id}))
+    rows = list(run(session, LOCK_ORDER_WITH_ITEMS_NOWAIT if nowait else LOCK_ORDER_WITH_ITEMS, {"order_id": order_id}))
     if not rows:
         return None, []
     return rows[0], sorted((row for row in rows if row.product_id is not None), key=lambda row: row.product_id)

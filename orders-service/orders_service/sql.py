@@ -10,7 +10,8 @@ SQLAlchemy's error wrapping (and invalidation of a dead connection), the same cu
 
 What differs between the two databases is decided here and nowhere else:
 - parameters: PyMySQL takes `%(name)s`, and renders a list parameter as an `IN` list;
-- `FOR UPDATE` (`Statement(..., for_update=True)`): SQLite has none, and needs none (every
+- `FOR UPDATE` (`Statement(..., for_update=True)`, `nowait=True` for `FOR UPDATE NOWAIT`):
+  SQLite has none, and needs none (every
   transaction starts with BEGIN IMMEDIATE, which serialises writers: servicekit/db.py);
 - writes sent with COMMIT (`run_with_commit`, servicekit.db.send_with_commit): one round trip
   for the last writes and the COMMIT on MariaDB/MySQL; SQLite runs them at once;
@@ -49,15 +50,17 @@ class Statement:
     """One SQL statement with `:name` parameters; a list parameter stands for an `IN` list
     (`id IN :ids`, never empty)."""
 
-    __slots__ = ("sql", "for_update", "_pyformat")
+    __slots__ = ("sql", "for_update", "nowait", "_pyformat")
 
-    def __init__(self, sql: str, *, for_update: bool = False) -> None:
+    def __init__(self, sql: str, *, for_update: bool = False, nowait: bool = False) -> None:
         self.sql = sql
         self.for_update = for_update
-        self._pyformat = _NAME.sub(r"%(\1)s", sql.replace("%", "%%")) + (" FOR UPDATE" if for_update else "")
+        self.nowait = nowait
+        lock = (" FOR UPDATE NOWAIT" if nowait else " FOR UPDATE") if for_update else ""
+        self._pyformat = _NAME.sub(r"%(\1)s", sql.replace("%", "%%")) + lock
 
     def __repr__(self) -> str:
-        return f"Statement({self.sql!r}, for_update={self.for_update})"
+        return f"Statement({self.sql!r}, for_update={self.for_update}, nowait={self.nowait})"
 
     def sqlite_clause(self, sample: Mapping[str, Any]) -> TextClause:
         """The statement as SQLite runs it: `text()` with typed datetimes, expanded lists."""

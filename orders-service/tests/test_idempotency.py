@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 from orders_testkit import assert_problem, execute, snapshot, stock_of
@@ -71,6 +72,44 @@ def test_confirm_replay_returns_the_stored_confirmation(api):
     assert replay.get_json() == first.get_json()
     body = assert_problem(api.confirm(order["id"], key=uuid.uuid4().hex), 409, "invalid_state_transition")
     assert body["current_status"] == "CONFIRMED"
+
+
+def test_a_confirm_retry_is_replayed_without_waiting_for_the_order_lock(app_factory, api, db):
+    """A retry of a completed confirm that no worker has cached yet does not queue for the
+    order's row lock (a retry storm would otherwise pass it on one by one): with the row held
+    by another transaction throughout, it is answered from the stored key. A first try on a
+    locked order still waits for the lock."""
+    patient = app_factory(DB_LOCK_WAIT_TIMEOUT_SECONDS="30").test_client()
+    customer, product = api.new_customer(), api.new_product()["id"]
+    confirmed, fresh = api.new_order(customer, [(product, 1)]), api.new_order(customer, [(product, 1)])
+    key = uuid.uuid4().hex
+    first = api.confirm(confirmed["id"], key=key)
+    assert first.status_code == 200
+
+    def confirm_in_thread(order_id: int, key: str) -> tuple[threading.Thread, list]:
+        answers: list = []
+        thread = threading.Thread(
+            target=lambda: answers.append(
+                patient.post(f"/orders/{order_id}/confirm", headers={**api.admin, "Idempotency-Key": key})
+            )
+        )
+        thread.start()
+        return thread, answers
+
+    with db.connect() as holder:
+        holder.execute(
+            text("SELECT id FROM orders WHERE id IN (:a, :b) FOR UPDATE"), {"a": confirmed["id"], "b": fresh["id"]}
+        )
+        retry, retried = confirm_in_thread(confirmed["id"], key)
+        waiting, waited = confirm_in_thread(fresh["id"], uuid.uuid4().hex)
+        retry.join(timeout=20)
+        assert retried, "the retry waited for the order's lock"
+        assert not waited  # a first try needs the lock: still waiting
+        holder.rollback()
+    waiting.join(timeout=20)
+    assert retried[0].status_code == 200 and retried[0].headers["Idempotent-Replayed"] == "true"
+    assert retried[0].get_json() == first.get_json()
+    assert waited and waited[0].status_code == 200 and waited[0].get_json()["status"] == "CONFIRMED"
 
 
 def test_an_expired_confirm_key_is_reusable(api, db):

@@ -56,6 +56,7 @@ MYSQL_DEADLOCK = 1213
 MYSQL_LOCK_WAIT_TIMEOUT = 1205
 RETRYABLE_MYSQL_ERRORS = frozenset({MYSQL_DEADLOCK, MYSQL_LOCK_WAIT_TIMEOUT})
 MYSQL_DUPLICATE_KEY = 1062
+MYSQL_LOCK_NOWAIT = 3572  # MySQL's answer to FOR UPDATE NOWAIT on a locked row (MariaDB's is 1205)
 
 # MySQL/MariaDB error numbers meaning "the database cannot be reached or dropped us", not "the
 # statement is wrong": server errors at connect (1040-4151) and client-side errors (20xx).
@@ -418,6 +419,11 @@ def is_retryable(exc: BaseException) -> bool:
             return True
         return "database is locked" in str(exc)  # SQLite busy beyond busy_timeout
     return False
+
+
+def is_lock_busy(exc: BaseException) -> bool:
+    """A `FOR UPDATE NOWAIT` found its row locked (or a lock wait ran out)."""
+    return isinstance(exc, OperationalError) and mysql_error_code(exc) in (MYSQL_LOCK_WAIT_TIMEOUT, MYSQL_LOCK_NOWAIT)
 
 
 def is_duplicate_key(exc: BaseException) -> bool:

@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -52,6 +52,7 @@ from servicekit.db import (
     MYSQL_LOCK_WAIT_TIMEOUT,
     failed_in_commit_batch,
     is_duplicate_key,
+    is_lock_busy,
     mysql_error_code,
     read,
     transaction,
@@ -64,7 +65,18 @@ from servicekit.timeutil import utcnow
 from .. import repository as repo
 from .problems import idempotency_in_flight, idempotency_key_mismatch
 
-__all__ = ["IdempotentRequest", "LockLast", "Outcome", "ReplayCache", "replay_if_stored", "run_once", "purge_expired"]
+__all__ = [
+    "IdempotentRequest",
+    "LockLast",
+    "Outcome",
+    "ReplayCache",
+    "lock_or_replay",
+    "replay_if_stored",
+    "run_once",
+    "purge_expired",
+]
+
+T = TypeVar("T")
 
 MAX_KEY_LENGTH = IDEMPOTENCY_KEY_MAX
 PURGE_BATCH_SIZE = 1000
@@ -200,6 +212,31 @@ def _run_claiming_last(
         if replay is not None:
             return replay
     raise idempotency_in_flight()
+
+
+def lock_or_replay(
+    session: Session,
+    request: IdempotentRequest,
+    cache: ReplayCache | None,
+    lock: Callable[[Session, bool], T],
+) -> T:
+    """The first statement of a `claim_last` unit of work: `lock(session, nowait)` takes the row
+    that every twin of the request locks first. When that row is busy, a completed twin's stored
+    answer is replayed without waiting for the lock (read without a lock; the caller's
+    transaction is rolled back); with none, it waits for the lock as usual.
+
+    Retries of a completed request that no worker has cached yet would otherwise queue on the row
+    one after the other, each holding it for its own round trips: a retry storm's tail. A first
+    try pays nothing more, unless the row is busy (one key lookup then)."""
+    try:
+        return lock(session, True)
+    except OperationalError as exc:
+        if not is_lock_busy(exc):
+            raise
+    stored = repo.find_idempotency_key(session, request.scope_hash)
+    if stored is not None and stored.response_status is not None and stored.expires_at > utcnow():
+        raise _ReplayInstead(_replay(stored, request, cache))
+    return lock(session, False)
 
 
 def _store_with_commit(

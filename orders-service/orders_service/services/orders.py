@@ -233,9 +233,13 @@ def confirm_order(ctx: ServiceContext, principal: Principal, order_id: int, idem
     if replay is not None:
         return replay
 
+    def lock(session: Session, nowait: bool) -> tuple[Row | None, list[Row]]:
+        return repo.lock_order_with_items(session, order_id, nowait=nowait)
+
     def work(session: Session) -> Outcome:
         now = utcnow()
-        order, items = repo.lock_order_with_items(session, order_id)
+        # A retry of a completed confirm does not queue for the order's lock (`lock_or_replay`).
+        order, items = idempotency.lock_or_replay(session, request, ctx.replays, lock)
         if order is None or not principal.can_act_for(order.customer_id):
             raise not_found("order", order_id)
         if order.status != CREATED:
