@@ -17,7 +17,7 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Row, and_, delete, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -556,57 +556,49 @@ def find_idempotency_key(session: Session, scope_hash: str) -> Row | None:
 
 
 def insert_idempotency_key(
-    session: Session,
-    *,
-    scope_hash: str,
-    caller: str,
-    route: str,
-    key: str,
-    fingerprint: str,
-    now: datetime,
-    expires_at: datetime,
-    response: tuple[int, str] | None = None,
+    session: Session, key: KeyRow, *, now: datetime, expires_at: datetime, response: tuple[int, str] | None = None
 ) -> int:
     """The key's row: a claim (no response yet), or with `response` (status, body) a completed one."""
-    params = _idempotency_key_params(scope_hash, caller, route, key, fingerprint, now, expires_at)
-    if response is None:
-        return int(run(session, INSERT_IDEMPOTENCY_KEY, params).lastrowid)
-    params["response_status"], params["response_body"] = response
-    return int(run(session, INSERT_COMPLETED_IDEMPOTENCY_KEY, params).lastrowid)
+    params = _idempotency_key_params(key, now, expires_at, response)
+    return int(
+        run(session, INSERT_IDEMPOTENCY_KEY if response is None else INSERT_COMPLETED_IDEMPOTENCY_KEY, params).lastrowid
+    )
 
 
 def insert_completed_idempotency_key_with_commit(
-    session: Session,
-    *,
-    scope_hash: str,
-    caller: str,
-    route: str,
-    key: str,
-    fingerprint: str,
-    now: datetime,
-    expires_at: datetime,
-    response: tuple[int, str],
+    session: Session, key: KeyRow, *, now: datetime, expires_at: datetime, response: tuple[int, str]
 ) -> None:
     """The key's row with its response (status, body), sent with the COMMIT: a twin's row with
     the same scope makes the COMMIT fail with a duplicate key (or, while the twin's transaction
     is still open, a lock wait timeout), and nothing is committed."""
-    params = _idempotency_key_params(scope_hash, caller, route, key, fingerprint, now, expires_at)
-    params["response_status"], params["response_body"] = response
-    run_with_commit(session, INSERT_COMPLETED_IDEMPOTENCY_KEY, params)
+    run_with_commit(session, INSERT_COMPLETED_IDEMPOTENCY_KEY, _idempotency_key_params(key, now, expires_at, response))
+
+
+class KeyRow(Protocol):
+    """What a key's row is made of (servicekit.idempotency.IdempotentRequest has it)."""
+
+    scope_hash: str
+    caller: str
+    route: str
+    key: str
+    fingerprint: str
 
 
 def _idempotency_key_params(
-    scope_hash: str, caller: str, route: str, key: str, fingerprint: str, now: datetime, expires_at: datetime
+    key: KeyRow, now: datetime, expires_at: datetime, response: tuple[int, str] | None
 ) -> dict[str, Any]:
-    return {
-        "scope_hash": scope_hash,
-        "caller": caller,
-        "route": route,
-        "idempotency_key": key,
-        "request_fingerprint": fingerprint,
+    params: dict[str, Any] = {
+        "scope_hash": key.scope_hash,
+        "caller": key.caller,
+        "route": key.route,
+        "idempotency_key": key.key,
+        "request_fingerprint": key.fingerprint,
         "created_at": now,
         "expires_at": expires_at,
     }
+    if response is not None:
+        params["response_status"], params["response_body"] = response
+    return params
 
 
 def store_idempotent_response(session: Session, key_id: int, status: int, body: str) -> None:

@@ -4,6 +4,7 @@ SQLite (the `make run` default): the same values, datetimes to the microsecond, 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select, text
@@ -38,16 +39,8 @@ def test_datetimes_and_in_lists_round_trip_like_core(session_factory, microsecon
 
     def write(session):
         product_ids = [repo.insert_product(session, sku=s, name="n", price_cents=1, stock=5, now=now) for s in skus]
-        key_id = repo.insert_idempotency_key(
-            session,
-            scope_hash=skus[0][-64:],
-            caller="test",
-            route="r",
-            key="k",
-            fingerprint="f",
-            now=now,
-            expires_at=now + timedelta(hours=1),
-        )
+        key = SimpleNamespace(scope_hash=skus[0][-64:], caller="test", route="r", key="k", fingerprint="f")
+        key_id = repo.insert_idempotency_key(session, key, now=now, expires_at=now + timedelta(hours=1))
         return product_ids, key_id
 
     product_ids, key_id = transaction(session_factory, write)

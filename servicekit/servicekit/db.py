@@ -315,13 +315,20 @@ def _send_queued_writes_with_commit(engine: Engine) -> None:
         # Added to the flags SQLAlchemy's dialect sets (FOUND_ROWS), not instead of them.
         cparams["client_flag"] = cparams.get("client_flag", 0) | _CLIENT_MULTI_STATEMENTS
 
+    _set_at_checkout_and_begin(engine, _AT_COMMIT, list)
+
+
+def _set_at_checkout_and_begin(engine: Engine, name: str, value: Callable[[], Any]) -> None:
+    """Set `name` to a fresh `value()` on the DBAPI connection whenever it is checked out of the
+    pool and whenever SQLAlchemy begins a transaction on it."""
+
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection, _record, _proxy) -> None:
-        setattr(dbapi_connection, _AT_COMMIT, [])
+        setattr(dbapi_connection, name, value())
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        setattr(connection.connection.dbapi_connection, _AT_COMMIT, [])
+        setattr(connection.connection.dbapi_connection, name, value())
 
 
 _SERVER_STATUS_IN_TRANS = 1  # MySQL protocol status flag: a transaction is open
@@ -355,13 +362,7 @@ def _track_transaction_ends(engine: Engine) -> None:
     dialect.do_commit = commit_and_mark
     dialect.do_rollback = rollback_and_mark
 
-    @event.listens_for(engine, "checkout")
-    def _on_checkout(dbapi_connection, _record, _proxy) -> None:
-        setattr(dbapi_connection, _IDLE, False)
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection) -> None:
-        setattr(connection.connection.dbapi_connection, _IDLE, False)
+    _set_at_checkout_and_begin(engine, _IDLE, bool)
 
 
 def _reset_unless_idle(dbapi_connection, _record, reset_state) -> None:

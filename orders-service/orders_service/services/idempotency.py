@@ -244,15 +244,7 @@ def _store_with_commit(
 ) -> None:
     now = utcnow()
     repo.insert_completed_idempotency_key_with_commit(
-        session,
-        scope_hash=request.scope_hash,
-        caller=request.caller,
-        route=request.route,
-        key=request.key,
-        fingerprint=request.fingerprint,
-        now=now,
-        expires_at=now + timedelta(seconds=ttl_seconds),
-        response=response,
+        session, request, now=now, expires_at=now + timedelta(seconds=ttl_seconds), response=response
     )
 
 
@@ -288,15 +280,7 @@ def _claim(
     for _ in range(3):
         try:
             return repo.insert_idempotency_key(
-                session,
-                scope_hash=request.scope_hash,
-                caller=request.caller,
-                route=request.route,
-                key=request.key,
-                fingerprint=request.fingerprint,
-                now=now,
-                expires_at=now + timedelta(seconds=ttl_seconds),
-                response=response,
+                session, request, now=now, expires_at=now + timedelta(seconds=ttl_seconds), response=response
             )
         except IntegrityError as exc:
             if not is_duplicate_key(exc):
