@@ -50,7 +50,7 @@ def tiny_run(tmp_path_factory):
         "--customers=3",
         "--products=3",
         "--replay-keys=8",
-        "--confirm-orders-per-second=600",
+        "--confirm-orders-per-second=3000",  # enough CREATED orders for a fast confirm (one each)
         "--hot-buyers=12",
         "--hot-stock=5",
         "--cold-start-runs=1",
