@@ -285,8 +285,8 @@ def take_stock_with_commit(session: Session, taken: Mapping[int, tuple[int, int]
 
     A row that no longer has `qty` in stock, or no longer costs `price_cents`, fails the CHECK on
     `stock`, and with it the COMMIT: nothing is committed, and `missed_stock_condition` tells that
-    failure (or a product deleted since the read: its line's foreign key) from others. So the
-    prices of an order are the prices under the lock."""
+    failure from others. So the prices of an order are the prices under the lock. (Products are
+    never deleted, so every row read is still there.)"""
     if len(taken) == 1:
         ((product_id, (qty, price_cents)),) = taken.items()
         params: dict[str, Any] = {"product_id": product_id, "qty": qty, "price_cents": price_cents, "now": now}
@@ -301,22 +301,17 @@ def take_stock_with_commit(session: Session, taken: Mapping[int, tuple[int, int]
 
 
 STOCK_CHECK = "ck_products_stock_non_negative"  # models.Product; the migrations create it too
-# MariaDB's and MySQL's "CHECK constraint failed"; a foreign key without its parent row.
-_CHECK_FAILED = frozenset({4025, 3819})
-_NO_PARENT_ROW = 1452
+_CHECK_FAILED = frozenset({4025, 3819})  # MariaDB's and MySQL's "CHECK constraint failed"
 
 
 def missed_stock_condition(exc: BaseException) -> bool:
-    """`exc` is `take_stock_with_commit` finding a row changed since it was read: the CHECK on
-    `stock`, or a line whose product is gone."""
+    """`exc` is `take_stock_with_commit` finding a row changed since it was read (the CHECK on
+    `stock` failed: MariaDB, MySQL or SQLite)."""
     if not isinstance(exc, DBAPIError):
         return False
-    code, message = mysql_error_code(exc), str(exc.orig)
-    if code in _CHECK_FAILED or "CHECK constraint failed" in message:  # MariaDB, MySQL, SQLite
-        return STOCK_CHECK in message
-    return (code == _NO_PARENT_ROW or "FOREIGN KEY constraint failed" in message) and (
-        code is None or "order_items" in message
-    )
+    if mysql_error_code(exc) in _CHECK_FAILED or "CHECK constraint failed" in str(exc.orig):
+        return STOCK_CHECK in str(exc.orig)
+    return False
 
 
 def change_stock(session: Session, delta_by_product: Mapping[int, int], now: datetime) -> None:

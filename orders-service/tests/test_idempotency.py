@@ -205,6 +205,40 @@ def test_key_held_by_a_running_request_is_409_in_flight(app_factory, api, databa
     assert impatient.post("/orders", json=body, headers={**api.admin, "Idempotency-Key": key}).status_code == 201
 
 
+def test_a_confirm_whose_key_a_running_twin_holds_is_409_in_flight(app_factory, api, db, capfd):
+    """Confirm sends its key with the COMMIT: a twin holding that key uncommitted past the lock
+    wait timeout makes it a 409 + Retry-After (not a retry of the whole transaction), and
+    nothing of the confirm is committed."""
+    impatient = app_factory(DB_LOCK_WAIT_TIMEOUT_SECONDS="1").test_client()
+    order = api.new_order(api.new_customer(), [(api.new_product(stock=5)["id"], 1)])
+    key = uuid.uuid4().hex
+    path = f"/orders/{order['id']}/confirm"
+    scope = IdempotentRequest.build(
+        caller="user:1",
+        route="POST /orders/{order_id}/confirm",
+        key=key,
+        path_params={"order_id": order["id"]},
+        body={},
+    )
+    with db.connect() as holder:  # plays a twin still inside its transaction
+        holder.execute(
+            text(
+                "INSERT INTO idempotency_keys (scope_hash, caller, route, idempotency_key, request_fingerprint, "
+                "created_at, expires_at) VALUES (:h, 'user:1', 'POST /orders/{order_id}/confirm', :k, :f, NOW(6), "
+                "NOW(6) + INTERVAL 1 DAY)"
+            ),
+            {"h": scope.scope_hash, "k": key, "f": scope.fingerprint},
+        )
+        response = impatient.post(path, headers={**api.admin, "Idempotency-Key": key})
+        assert_problem(response, 409, "idempotency_in_flight")
+        assert response.headers["Retry-After"]
+        holder.rollback()
+    assert "transaction_retry" not in capfd.readouterr().out  # one lock wait, not one per attempt
+    assert api.get_order(order["id"])["status"] == "CREATED"
+    retry = impatient.post(path, headers={**api.admin, "Idempotency-Key": key})
+    assert retry.status_code == 200 and retry.get_json()["status"] == "CONFIRMED"
+
+
 # --- restock ------------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from orders_service import repository as repo
 from orders_service.models import Base, idempotency_keys_table
 from orders_service.sql import Statement
-from servicekit.db import make_engine, make_session_factory, transaction
+from servicekit.db import make_engine, make_session_factory, read, transaction
 
 
 @pytest.fixture(params=["mariadb", "sqlite"])
@@ -65,3 +65,27 @@ def test_datetimes_and_in_lists_round_trip_like_core(session_factory, microsecon
     assert found.id == key_id and found.expires_at == by_core == now + timedelta(hours=1)
     # What the statement wrote, Core reads the same (and the other way round).
     assert transaction(session_factory, lambda session: repo.get_product(session, product_ids[0])).created_at == now
+
+
+def test_stock_is_taken_with_the_commit_only_at_the_price_read_and_while_it_lasts(session_factory):
+    """`take_stock_with_commit` on both databases: MariaDB sends it with the COMMIT, SQLite runs
+    it at once. A row short of stock, or at another price than the one read, fails the stock
+    CHECK; `missed_stock_condition` tells that failure (create then runs again locking first)."""
+    now = datetime(2026, 12, 3, 8, 0, 0)
+    sku = f"TAKE-{now.timestamp()}-{id(session_factory)}"
+    product_id = transaction(
+        session_factory, lambda s: repo.insert_product(s, sku=sku, name="n", price_cents=100, stock=5, now=now)
+    )
+
+    def stock() -> int:
+        sql = text("SELECT stock FROM products WHERE id = :i")
+        return read(session_factory, lambda s: s.execute(sql, {"i": product_id}).scalar_one())
+
+    transaction(session_factory, lambda s: repo.take_stock_with_commit(s, {product_id: (2, 100)}, now))
+    assert stock() == 3
+    for taken in ({product_id: (4, 100)}, {product_id: (1, 150)}):  # short of stock; another price
+        with pytest.raises(Exception) as info:
+            transaction(session_factory, lambda s, taken=taken: repo.take_stock_with_commit(s, taken, now))
+        assert repo.missed_stock_condition(info.value), info.value
+        assert stock() == 3
+    assert not repo.missed_stock_condition(ValueError("not a database error"))

@@ -115,10 +115,28 @@ def replay_if_stored(
     """The stored outcome when this key already completed (422 if for another request)."""
     if request is None:
         return None
-    stored = read(session_factory, lambda session: repo.find_idempotency_key(session, request.scope_hash))
+    return read(session_factory, lambda session: _stored_replay(session, request, cache))
+
+
+def _stored_replay(session: Session, request: IdempotentRequest, cache: ReplayCache | None) -> Outcome | None:
+    """The outcome to replay when this key's row holds a live, completed answer (422 if for
+    another request); None when there is no such row."""
+    stored = repo.find_idempotency_key(session, request.scope_hash)
     if stored is None or stored.response_status is None or stored.expires_at <= utcnow():
         return None
     return _replay(stored, request, cache)
+
+
+def _replay_or_clear(session: Session, request: IdempotentRequest, cache: ReplayCache | None) -> Outcome | None:
+    """After a duplicate key (the twin's row is committed): its outcome to replay, or None (claim
+    again) when the row was purged meanwhile, or has expired and is deleted here."""
+    stored = repo.find_idempotency_key(session, request.scope_hash)
+    if stored is None:
+        return None
+    if stored.expires_at > utcnow():
+        return _replay(stored, request, cache)
+    repo.delete_idempotency_key(session, stored.id)  # expired but not purged yet
+    return None
 
 
 def run_once(
@@ -175,9 +193,9 @@ def _run_claiming_last(
         try:
             outcome, finish = _split(work(session))
         except Problem:
-            stored = repo.find_idempotency_key(session, request.scope_hash)
-            if stored is not None and stored.response_status is not None and stored.expires_at > utcnow():
-                raise _ReplayInstead(_replay(stored, request, cache)) from None
+            replay = _stored_replay(session, request, cache)
+            if replay is not None:
+                raise _ReplayInstead(replay) from None
             raise
         if 200 <= outcome.status < 300:
             body = orjson.dumps(outcome.body).decode()
@@ -208,7 +226,7 @@ def _run_claiming_last(
                 raise idempotency_in_flight() from None
             raise
         # The COMMIT failed on our key: a twin's row has it. Everything of ours was rolled back.
-        replay = _replay_or_clear(session_factory, request, cache)
+        replay = transaction(session_factory, lambda session: _replay_or_clear(session, request, cache))
         if replay is not None:
             return replay
     raise idempotency_in_flight()
@@ -233,9 +251,9 @@ def lock_or_replay(
     except OperationalError as exc:
         if not is_lock_busy(exc):
             raise
-    stored = repo.find_idempotency_key(session, request.scope_hash)
-    if stored is not None and stored.response_status is not None and stored.expires_at > utcnow():
-        raise _ReplayInstead(_replay(stored, request, cache))
+    replay = _stored_replay(session, request, cache)
+    if replay is not None:
+        raise _ReplayInstead(replay)
     return lock(session, False)
 
 
@@ -246,24 +264,6 @@ def _store_with_commit(
     repo.insert_completed_idempotency_key_with_commit(
         session, request, now=now, expires_at=now + timedelta(seconds=ttl_seconds), response=response
     )
-
-
-def _replay_or_clear(
-    session_factory: sessionmaker[Session], request: IdempotentRequest, cache: ReplayCache | None
-) -> Outcome | None:
-    """The committed twin's outcome to replay; None (run again) when its row has expired, which
-    is then deleted, or was purged meanwhile."""
-
-    def work(session: Session) -> Outcome | None:
-        stored = repo.find_idempotency_key(session, request.scope_hash)
-        if stored is None:
-            return None
-        if stored.expires_at > utcnow():
-            return _replay(stored, request, cache)
-        repo.delete_idempotency_key(session, stored.id)  # expired but not purged yet
-        return None
-
-    return transaction(session_factory, work)
 
 
 def _claim(
@@ -290,12 +290,9 @@ def _claim(
                 raise idempotency_in_flight() from None
             raise
         # The INSERT waited for the holder of this key to finish: what it stored is committed.
-        stored = repo.find_idempotency_key(session, request.scope_hash)
-        if stored is None:
-            continue  # purged meanwhile; claim it again
-        if stored.expires_at > now:
-            return _replay(stored, request, cache)
-        repo.delete_idempotency_key(session, stored.id)  # expired but not purged yet
+        replay = _replay_or_clear(session, request, cache)
+        if replay is not None:
+            return replay
     raise idempotency_in_flight()
 
 

@@ -114,8 +114,8 @@ def create_order(
         try:
             return run(lock_first=False)
         except DBAPIError as exc:
-            # A product's stock or price changed (or it was deleted) between create's read and
-            # its lock: everything was rolled back, the key too. Create it again, locking first
+            # A product's stock or price changed between create's read and its lock: everything
+            # was rolled back, the key too. Create it again, locking first
             # (which tells a 409 for short stock from a changed price).
             if not repo.missed_stock_condition(exc):
                 raise
