@@ -38,9 +38,11 @@ class OneSendResponse(wsgi.Response):
         try:
             super().write(arg)
         finally:
+            # Also when gunicorn's `write` refused the body (not bytes): it had sent the headers
+            # by then, and so do we.
             self.sock = sock
-        if gathered.parts:
-            sock.sendall(b"".join(gathered.parts))
+            if gathered.parts:
+                sock.sendall(b"".join(gathered.parts))
 
 
 def install() -> None:

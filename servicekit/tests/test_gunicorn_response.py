@@ -75,6 +75,17 @@ def test_only_the_first_body_bytes_join_the_headers():
     assert sends[0].endswith(b"\r\n\r\nabc") and sends[1] == b"def"
 
 
+@pytest.mark.parametrize("response_class", [wsgi.Response, OneSendResponse])
+def test_a_body_that_is_not_bytes_is_refused_after_the_headers_went_out(response_class):
+    sock = RecordingSocket()
+    response = response_class(SimpleNamespace(version=(1, 1), method="GET", should_close=lambda: False), sock, None)
+    write = response.start_response("200 OK", json_headers())
+    with pytest.raises(TypeError):
+        write(JSON_BODY.decode())
+    assert response.headers_sent
+    assert len(sock.sends) == 1 and sock.sends[0].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
 def test_the_shared_gunicorn_settings_install_it():
     code = "from servicekit import gunicorn_conf; from gunicorn.http import wsgi; print(wsgi.Response.__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
