@@ -80,7 +80,7 @@ def post_request(worker, req, environ, resp):
 # Collect the youngest generation after this many more container objects than were freed, not
 # Python's 700. 20 requests in flight hold more than 700, so at 700 a worker ran a collection
 # every request or two, each looking at every live object of every request in flight (about 1 %
-# of its CPU under load); at 10,000 it runs a few a minute (bench/README.md, "Issue 9, stop 17").
+# of its CPU under load); at 10,000 it ran about a dozen a minute (bench/README.md, "Issue 9, stop 17").
 # Garbage without cycles is freed by reference counting either way.
 GC_YOUNGEST_THRESHOLD = 10_000
 
