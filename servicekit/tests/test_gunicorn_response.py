@@ -29,11 +29,15 @@ def fixed_date(monkeypatch):
     monkeypatch.setattr(util, "http_date", lambda *args: "Thu, 03 Dec 2026 09:00:00 GMT")
 
 
+def new_response(response_class, sock, method="GET"):
+    req = SimpleNamespace(version=(1, 1), method=method, should_close=lambda: False)
+    return response_class(req, sock, SimpleNamespace())
+
+
 def serve(response_class, *, method="GET", status="200 OK", headers=(), chunks=(JSON_BODY,)):
     """What a response of `response_class` sends for one WSGI answer, as gunicorn's worker drives it."""
     sock = RecordingSocket()
-    req = SimpleNamespace(version=(1, 1), method=method, should_close=lambda: False)
-    response = response_class(req, sock, SimpleNamespace())
+    response = new_response(response_class, sock, method)
     write = response.start_response(status, list(headers))
     for chunk in chunks:
         write(chunk)
@@ -78,7 +82,7 @@ def test_only_the_first_body_bytes_join_the_headers():
 @pytest.mark.parametrize("response_class", [wsgi.Response, OneSendResponse])
 def test_a_body_that_is_not_bytes_is_refused_after_the_headers_went_out(response_class):
     sock = RecordingSocket()
-    response = response_class(SimpleNamespace(version=(1, 1), method="GET", should_close=lambda: False), sock, None)
+    response = new_response(response_class, sock)
     write = response.start_response("200 OK", json_headers())
     with pytest.raises(TypeError):
         write(JSON_BODY.decode())
