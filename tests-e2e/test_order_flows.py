@@ -139,7 +139,8 @@ def test_request_id_reaches_every_process_log(stack, admin, user):
         f"/internal/customers/{user.user['customer_id']}"
     }
     orders_paths = {r["path"] for r in lines("orders-service") if r.get("event") == "http_request"}
-    assert {"/orders", f"/orders/{order_id}/confirm", f"/internal/orders/{order_id}/payment-outcome"} <= orders_paths
+    assert {"/internal/placements", f"/internal/orders/{order_id}/payment-outcome"} <= orders_paths
+    assert not {"/orders", f"/orders/{order_id}/confirm"} & orders_paths  # one call creates and confirms
     assert any(r.get("message") == "payment_outcome_recorded" for r in lines("payments"))
     assert any(r.get("message") == "http_request" for r in lines("bff"))
     charged = [r for r in lines("gateway") if r.get("event") == "http_request" and r["path"] == "/v1/charges"]

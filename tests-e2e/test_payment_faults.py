@@ -317,6 +317,60 @@ def test_chaos_every_order_charged_at_most_once_and_settled(stack, admin, user):
     assert_no_500_logged(stack)
 
 
+def test_placements_cut_by_a_killed_orders_service_make_one_confirmed_order_per_key(stack, admin, user):
+    """orders-service SIGKILLed while placements (`POST /internal/placements`: create and confirm
+    in one transaction) are in flight, then started again. Each client key, resent until
+    answered, made exactly one order, confirmed, and no stray order holds stock: the product lost
+    exactly what the settled orders hold."""
+    product = admin.new_product(stock=500)
+    items = [{"product_id": product["id"], "qty": 2}]
+    keys = [uuid.uuid4().hex for _ in range(24)]
+    answers: dict[str, dict[str, Any]] = {}
+    failures_before = _placement_failures(stack)
+    started = threading.Semaphore(0)
+
+    def run(key: str) -> None:
+        started.release()
+        answers[key] = place_until_answered(user, items, key)
+
+    def kill_and_restart() -> None:
+        for _ in range(6):
+            started.acquire()
+        kill_group(stack, "orders-service")
+        time.sleep(0.5)
+        stack.stack.start_process("orders-service")
+
+    fault = threading.Thread(target=kill_and_restart, name="kill-orders-service", daemon=True)
+    fault.start()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(run, keys))
+    fault.join(timeout=60)
+    assert not fault.is_alive()
+    assert _placement_failures(stack) > failures_before, "no placement met the killed orders-service"
+
+    order_ids = [answers[key]["data"]["order"]["id"] for key in keys]
+    assert len(set(order_ids)) == len(keys)  # one order per key, none doubled
+    assert all(answers[key]["data"]["order"]["status"] == "CONFIRMED" for key in keys)
+    for key in keys[:3]:  # and each key keeps answering its own order
+        assert place_until_answered(user, items, key)["data"]["order"]["id"] == answers[key]["data"]["order"]["id"]
+    final = settled_orders(admin, order_ids, timeout=120)
+    paid = sum(1 for order in final.values() if order["status"] == "PAID")
+    # No stray order holds stock: the product lost exactly what the PAID orders hold.
+    assert admin.stock(product["id"]) == 500 - 2 * paid
+    assert_no_500_logged(stack)
+
+
+def _placement_failures(stack: E2eStack) -> int:
+    """Placements the BFF could not answer with a 201 so far (503s while orders-service was down)."""
+    return sum(
+        1
+        for r in stack.records("bff")
+        if r.get("message") == "http_request"
+        and r.get("path") == "/orchestrator/create-and-confirm-order"
+        and r.get("status") != 201
+    )
+
+
 def queue_depth_dlq(stack: E2eStack) -> int:
     attributes = stack.sqs().get_queue_attributes(
         QueueUrl=stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]

@@ -21,12 +21,14 @@ from .conftest import QUEUE_URL
 from .stubs import StubService, call_handler, problem
 
 PLACE = "/orchestrator/create-and-confirm-order"
+PLACEMENTS = "/internal/placements"
 bff_handler = bff_handler_module.lambda_handler
 ITEMS = [{"product_id": 1, "qty": 2}, {"product_id": 2, "qty": 1}]
 
 
 class OrdersBackend:
-    """Enough of orders-service: orders, confirm, replay of idempotency keys, stored answers."""
+    """Enough of orders-service: placements, orders, confirm, replay of idempotency keys (a
+    placement and a create share one key scope, as there), stored answers."""
 
     def __init__(self, stub: StubService) -> None:
         self.orders: dict[int, dict[str, Any]] = {}
@@ -35,6 +37,7 @@ class OrdersBackend:
         self.lock = threading.Lock()
         stub.on("GET", r"/internal/stored-responses/(\w+)", lambda _req, m: self._lookup(m[1]))
         stub.on("PUT", r"/internal/stored-responses/(\w+)", lambda req, m: self._store(m[1], req.body))
+        stub.on("POST", PLACEMENTS, lambda req, _m: self._keyed(req, lambda: self._place(req.body)))
         stub.on("POST", "/orders", lambda req, _m: self._keyed(req, lambda: self._create(req.body)))
         stub.on("POST", r"/orders/(\d+)/confirm", lambda req, m: self._keyed(req, lambda: self._confirm(int(m[1]))))
         stub.on("GET", r"/orders/(\d+)", lambda _req, m: (200, self.orders[int(m[1])]))
@@ -72,6 +75,10 @@ class OrdersBackend:
         self.orders[order_id] = order
         return 201, dict(order)
 
+    def _place(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        _, order = self._create(body)
+        return 201, self._confirm(order["id"])[1]
+
     def _confirm(self, order_id: int) -> tuple[int, dict[str, Any]]:
         self.orders[order_id].update(status="CONFIRMED", payment_status="PENDING")
         return 200, dict(self.orders[order_id])
@@ -96,7 +103,7 @@ def test_create_and_confirm_places_confirms_and_publishes(bff, tokens, backend, 
     assert answer.body["data"]["order"]["status"] == "CONFIRMED"
     assert answer.body["payment_event"] == {"status": "published"}
     assert customers.calls("GET", "/internal/customers/1")
-    assert orders.calls("POST", "/orders")[0].body == {"customer_id": 1, "items": ITEMS}
+    assert orders.calls("POST", PLACEMENTS)[0].body == {"customer_id": 1, "items": ITEMS}
 
     (message,) = sqs.sent
     assert message["QueueUrl"] == QUEUE_URL
@@ -109,14 +116,28 @@ def test_create_and_confirm_places_confirms_and_publishes(bff, tokens, backend, 
     assert message["MessageAttributes"]["correlation_id"]["StringValue"] == "corr-9"
 
 
-def test_downstream_keys_are_derived_per_user_and_step(bff, tokens, backend, orders):
+def test_one_call_creates_and_confirms_with_a_key_derived_per_user(bff, tokens, backend, orders):
     place(bff, tokens.admin(user_id=7), key="client-key")
-    create_key = orders.calls("POST", "/orders")[0].headers["idempotency-key"]
-    confirm_key = orders.calls("POST", r"/orders/\d+/confirm")[0].headers["idempotency-key"]
+    (placement,) = orders.calls("POST", PLACEMENTS)
+    create_key = placement.headers["idempotency-key"]
     expected = hashlib.sha256(b"user:7|create-and-confirm-order:create|client-key").hexdigest()
     assert create_key == expected == derive_key("user:7", "create-and-confirm-order:create", "client-key")
-    assert confirm_key == derive_key("user:7", "create-and-confirm-order:confirm", "client-key")
     assert derive_key("user:8", "create-and-confirm-order:create", "client-key") != create_key
+    assert orders.calls("POST", "/orders") == [] and orders.calls("POST", r"/orders/\d+/confirm") == []
+
+
+def test_an_order_a_plain_create_made_under_the_key_is_confirmed_with_its_own_key(bff, tokens, backend, orders, sqs):
+    """A retry of an attempt that began before placements existed: its create key already made a
+    CREATED order, which the placement replays; the BFF confirms it as the old code would have."""
+    create_key = derive_key("user:7", "create-and-confirm-order:create", "old")
+    backend.responses[create_key] = backend._create({"customer_id": 1, "items": ITEMS})
+    answer = place(bff, tokens.admin(user_id=7), key="old")
+    assert answer.status == 201 and answer.body["data"]["order"]["status"] == "CONFIRMED"
+    (confirm,) = orders.calls("POST", r"/orders/1/confirm")
+    assert confirm.headers["idempotency-key"] == derive_key("user:7", "create-and-confirm-order:confirm", "old")
+    assert len(backend.orders) == 1 and [b["order_id"] for b in sqs.bodies()] == [1]
+    assert place(bff, tokens.admin(user_id=7), key="old").body == answer.body
+    assert len(orders.calls("POST", r"/orders/\d+/confirm")) == 1
 
 
 def test_a_retry_with_the_same_key_replays_one_order(bff, tokens, backend, orders, sqs):
@@ -126,11 +147,11 @@ def test_a_retry_with_the_same_key_replays_one_order(bff, tokens, backend, order
     assert first.body == second.body  # same order, same correlation id, same everything
     assert second.header("Idempotent-Replayed") == "true"
     assert len(backend.orders) == 1
-    assert {r.headers["idempotency-key"] for r in orders.calls("POST", "/orders")} == {
+    assert {r.headers["idempotency-key"] for r in orders.calls("POST", PLACEMENTS)} == {
         derive_key("user:100", "create-and-confirm-order:create", "same")
     }
-    # The retry is answered from the stored answer: no second confirm, no second payment event.
-    assert len(orders.calls("POST", r"/orders/\d+/confirm")) == 1
+    # The retry is answered from the stored answer: no second payment event.
+    assert len(orders.calls("POST", PLACEMENTS)) == 2 and orders.calls("POST", r"/orders/\d+/confirm") == []
     assert [b["order_id"] for b in sqs.bodies()] == [1]
     (stored,) = backend.stored.values()
     assert stored["status"] == 201 and stored["body"] == first.body
@@ -150,7 +171,7 @@ def test_a_replay_answers_the_stored_201_whatever_happened_to_the_customer(
     again = place(bff, token, key="keep")
     assert again.status == 201 and again.body == first.body
     assert again.header("Idempotent-Replayed") == "true"
-    assert len(orders.calls("POST", "/orders")) == 1 and len(sqs.sent) == 1
+    assert len(orders.calls("POST", PLACEMENTS)) == 1 and len(sqs.sent) == 1
     # A new key is a new order, and now the customer's state decides.
     fresh = place(bff, token, key="new")
     assert fresh.status == (404 if customers_now == "deleted" else 503)
@@ -165,7 +186,7 @@ def test_a_deleted_customers_own_token_is_refused_even_for_a_replay(bff, tokens,
         answer = place(bff, tokens.customer(1), key=key)
         assert answer.status == 401 and answer.body["code"] == "invalid_token", answer.body
         assert "deleted" in answer.body["detail"]
-    assert len(orders.calls("POST", "/orders")) == 1 and len(sqs.sent) == 1
+    assert len(orders.calls("POST", PLACEMENTS)) == 1 and len(sqs.sent) == 1
 
 
 def test_a_key_reused_for_another_order_is_a_422(bff, tokens, backend, customers, orders):
@@ -211,7 +232,7 @@ def test_key_from_alias_header_or_body(bff, tokens, backend, orders, where):
         body["idempotency_key"] = where["body_key"]
     answer = place(bff, tokens.admin(), key=None, body=body, headers=where.get("headers"))
     assert answer.status == 201
-    assert orders.calls("POST", "/orders")[0].headers["idempotency-key"] == derive_key(
+    assert orders.calls("POST", PLACEMENTS)[0].headers["idempotency-key"] == derive_key(
         "user:1", "create-and-confirm-order:create", "alias"
     )
 
@@ -226,7 +247,7 @@ def test_missing_conflicting_or_long_keys_are_400s(bff, tokens, backend, orders)
     assert bff("POST", "/orders/1/cancel", token=tokens.customer(1)).body["code"] == "idempotency_key_required"
     padded = {"customer_id": 1, "items": ITEMS, "idempotency_key": " padded"}  # printable ASCII, no outer spaces
     assert place(bff, tokens.admin(), key=None, body=padded).status == 400
-    assert orders.calls("POST", "/orders") == []
+    assert orders.calls("POST", PLACEMENTS) == []
 
 
 def test_an_admin_missing_customer_id_is_listed_with_every_other_error(bff, tokens, backend, orders):
@@ -234,7 +255,7 @@ def test_an_admin_missing_customer_id_is_listed_with_every_other_error(bff, toke
     assert answer.status == 400 and set(answer.body["errors"]) == {"items", "customer_id"}
     answer = place(bff, tokens.admin(), key="k2", body={"items": [{"product_id": 1, "qty": 0}]})
     assert set(answer.body["errors"]) == {"items.0.qty", "customer_id"}
-    assert orders.calls("POST", "/orders") == []
+    assert orders.calls("POST", PLACEMENTS) == []
 
 
 def test_in_flight_twin_is_waited_for_then_replayed(bff, tokens, backend, orders, clock):
@@ -245,16 +266,16 @@ def test_in_flight_twin_is_waited_for_then_replayed(bff, tokens, backend, orders
         attempts["n"] += 1
         if attempts["n"] <= 2:
             return 409, in_flight, {"Retry-After": "1"}
-        return backend._keyed(req, lambda: backend._create(req.body))
+        return backend._keyed(req, lambda: backend._place(req.body))
 
-    orders.on("POST", "/orders", busy_then_done)
+    orders.on("POST", PLACEMENTS, busy_then_done)
     answer = place(bff, tokens.admin())
     assert answer.status == 201
     assert attempts["n"] == 3 and clock.sleeps == [1.0, 1.0]
 
 
 def test_in_flight_wait_is_bounded_then_passed_through(bff, tokens, backend, orders, clock):
-    orders.on("POST", "/orders", (409, problem(409, "idempotency_in_flight"), {"Retry-After": "2"}))
+    orders.on("POST", PLACEMENTS, (409, problem(409, "idempotency_in_flight"), {"Retry-After": "2"}))
     answer = place(bff, tokens.admin())
     assert answer.status == 409 and answer.body["code"] == "idempotency_in_flight"
     assert answer.header("Retry-After") == "2"
@@ -264,7 +285,7 @@ def test_in_flight_wait_is_bounded_then_passed_through(bff, tokens, backend, ord
 
 def test_downstream_problem_keeps_status_and_body_with_our_request_id(bff, tokens, backend, orders, sqs):
     stock = problem(409, "insufficient_stock", product_id=2, requested=5, available=1, request_id="theirs")
-    orders.on("POST", "/orders", (409, stock))
+    orders.on("POST", PLACEMENTS, (409, stock))
     answer = place(bff, tokens.admin(), headers={"X-Request-Id": "ours-1"})
     assert answer.status == 409
     assert answer.body == {**stock, "request_id": "ours-1"}
@@ -276,7 +297,7 @@ def test_unknown_customer_is_a_404_and_nothing_is_ordered(bff, tokens, backend, 
     customers.on("GET", r"/internal/customers/\d+", (404, problem(404, "not_found", resource="customer")))
     answer = place(bff, tokens.admin())
     assert answer.status == 404 and answer.body["resource"] == "customer"
-    assert orders.calls("POST", "/orders") == []
+    assert orders.calls("POST", PLACEMENTS) == []
 
 
 def test_a_down_dependency_is_a_quick_503(bff_deps, bff, tokens, backend, monkeypatch):
@@ -323,8 +344,8 @@ def test_publish_recovers_within_its_retries(bff, tokens, backend, sqs):
 def test_checkout_orders_the_cart(bff, tokens, backend, orders, sqs):
     answer = bff("POST", "/checkout", token=tokens.customer(3), headers={"Idempotency-Key": "cart-1"})
     assert answer.status == 201
-    assert orders.calls("POST", "/orders")[0].body == {"customer_id": 3, "from_cart": True}
-    assert orders.calls("POST", "/orders")[0].headers["idempotency-key"] == derive_key(
+    assert orders.calls("POST", PLACEMENTS)[0].body == {"customer_id": 3, "from_cart": True}
+    assert orders.calls("POST", PLACEMENTS)[0].headers["idempotency-key"] == derive_key(
         "user:100", "checkout:create", "cart-1"
     )
     assert sqs.bodies()[0]["customer_id"] == 3
@@ -381,7 +402,7 @@ def test_a_slow_dependency_ends_in_a_problem_inside_the_lambda_timeout(bff, toke
     assert answer.status == 503 and answer.header("Retry-After")
     assert answer.body["code"] in ("dependency_unavailable", "time_budget_exhausted")
     assert elapsed < 3.5  # answered by us, before the function would have been killed
-    assert orders.calls("POST", "/orders") == []
+    assert orders.calls("POST", PLACEMENTS) == []
 
 
 def test_sender_backs_off_between_attempts():

@@ -34,7 +34,7 @@ def live_customer(customers):
 
 def test_an_orders_database_outage_is_relayed_on_reads_and_on_the_order_path(bff, tokens, orders, live_customer):
     orders.on("GET", "/products", (503, OUTAGE, {"Retry-After": "1"}))
-    orders.on("POST", "/orders", (503, OUTAGE, {"Retry-After": "1"}))
+    orders.on("POST", "/internal/placements", (503, OUTAGE, {"Retry-After": "1"}))
     assert_relayed_outage(bff("GET", "/products", token=tokens.admin()))
     assert_relayed_outage(place(bff, tokens.admin()))
     assert orders.calls("POST", r"/orders/\d+/confirm") == []
@@ -46,7 +46,7 @@ def test_a_customers_database_outage_is_relayed_on_login_and_the_customer_check(
     login = bff("POST", "/auth/login", body={"username": "user", "password": "secret-password"})
     assert_relayed_outage(login)
     assert_relayed_outage(place(bff, tokens.admin()))
-    assert orders.calls("POST", "/orders") == []
+    assert orders.calls("POST", "/internal/placements") == []
 
 
 def test_a_503_without_retry_after_gets_one(bff, tokens, orders):

@@ -119,7 +119,7 @@ def test_parallel_retries_through_separate_execution_environments(
     assert len({a.text for a in answers}) == 1  # identical bodies
     assert sorted(a.headers["X-Request-Id"] for a in answers) == [f"try-{n}" for n in range(6)]
     assert len(backend.orders) == 1
-    assert len({r.headers["idempotency-key"] for r in orders.calls("POST", "/orders")}) == 1
+    assert len({r.headers["idempotency-key"] for r in orders.calls("POST", "/internal/placements")}) == 1
 
     published = []
     while batch := sqs.receive_message(

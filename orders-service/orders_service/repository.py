@@ -106,8 +106,8 @@ TAKE_ONE_STOCK = Statement(
 )
 ADD_TO_ONE_STOCK = Statement("UPDATE products SET stock = stock + :delta, updated_at = :now WHERE id = :product_id")
 INSERT_ORDER = Statement(
-    "INSERT INTO orders (customer_id, status, payment_status, total_cents, created_at, updated_at) "
-    "VALUES (:customer_id, :status, :payment_status, :total_cents, :now, :now)"
+    "INSERT INTO orders (customer_id, status, payment_status, total_cents, created_at, confirmed_at, updated_at) "
+    "VALUES (:customer_id, :status, :payment_status, :total_cents, :now, :confirmed_at, :now)"
 )
 INSERT_ORDER_ITEM = Statement(
     "INSERT INTO order_items (order_id, product_id, sku, qty, unit_price_cents) "
@@ -423,13 +423,15 @@ def delete_cart_items(session: Session, customer_id: int, product_ids: Iterable[
 # --- Orders -----------------------------------------------------------------------------------
 
 
-def insert_order(session: Session, *, customer_id: int, total_cents: int, now: datetime) -> int:
+def insert_order(session: Session, *, customer_id: int, total_cents: int, now: datetime, confirmed: bool) -> int:
+    """A new order, CREATED; or, `confirmed`, CONFIRMED at once with its payment PENDING (a placement)."""
     params = {
         "customer_id": customer_id,
-        "status": CREATED,
-        "payment_status": NOT_REQUESTED,
+        "status": CONFIRMED if confirmed else CREATED,
+        "payment_status": PENDING if confirmed else NOT_REQUESTED,
         "total_cents": total_cents,
         "now": now,
+        "confirmed_at": now if confirmed else None,
     }
     return int(run(session, INSERT_ORDER, params).lastrowid)
 

@@ -20,6 +20,7 @@ PROTECTED = [
     ("GET", "/orders/1"),
     ("POST", "/orders/1/confirm"),
     ("POST", "/orders/1/cancel"),
+    ("POST", "/internal/placements"),
     ("POST", "/internal/orders/1/payment-claim"),
     ("POST", "/internal/orders/1/payment-outcome"),
     ("GET", "/internal/payments/overdue"),
@@ -112,6 +113,12 @@ def test_user_tokens_on_internal_routes_are_403(api, client, tokens, method, pat
 # Least privilege: each service-only route takes the one caller that needs it (ids that do not
 # exist, so the allowed caller's 404 shows it got past auth without changing anything).
 SERVICE_ROUTE_CALLERS = [
+    (
+        "POST",
+        "/internal/placements",
+        {"customer_id": 987654321, "items": [{"product_id": 987654321, "qty": 1}]},
+        "orchestrator",
+    ),
     ("POST", "/internal/orders/987654321/payment-claim", None, "payments"),
     (
         "POST",

@@ -223,6 +223,23 @@ def test_10_parallel_creates_with_one_key_make_one_order(api, http, db):
     assert stock_of(db, product["id"]) == 97
 
 
+def test_parallel_placements_and_creates_with_one_key_make_one_order(api, http, db):
+    """A placement shares create's key: twins sent to either endpoint at once make one order, and
+    every one of them answers it, byte for byte."""
+    product, customer = api.new_product(stock=100), api.new_customer()
+    headers = {**api.orchestrator, "Idempotency-Key": uuid.uuid4().hex}
+    body = order_body(customer, (product["id"], 3))
+    calls = [lambda path=path: http.call("POST", path, headers, body) for path in ("/internal/placements", "/orders")]
+    responses = parallel(calls * 5, threads=10)
+    assert statuses(responses) == {201: 10}
+    assert len({r.content for r in responses}) == 1
+    assert sum(1 for r in responses if r.headers.get("Idempotent-Replayed") != "true") == 1
+    with db.connect() as conn:
+        count = conn.execute(text("SELECT COUNT(*) FROM orders WHERE customer_id = :c"), {"c": customer}).scalar()
+    assert count == 1 and stock_of(db, product["id"]) == 97
+    assert_stock_conserved(db, [product["id"]])
+
+
 def test_10_parallel_stores_of_one_bff_answer_keep_the_first(api, http, db):
     """The BFF's stored answer is one INSERT of the key row with its answer: parallel twins wait on
     the key's unique index, then all answer the one stored body; another fingerprint is a 422."""

@@ -3,6 +3,8 @@ wrong, never a 5xx or HTML, and the database exactly as it was."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from orders_testkit import assert_problem, snapshot
 
@@ -140,6 +142,33 @@ CASES = [
     # internal
     (
         "POST",
+        "/internal/placements",
+        {"customer_id": "{customer}", "items": lines(1)},
+        400,
+        "idempotency_key_required",
+        {"Idempotency-Key"},
+    ),
+    ("POST", "/internal/placements", {"items": lines(1)}, 400, "validation_error", {"customer_id"}),
+    ("POST", "/internal/placements", {"customer_id": "{customer}", "items": []}, 400, "validation_error", {"items"}),
+    ("POST", "/internal/placements", b"{not json", 400, "malformed_json", {"body"}),
+    (
+        "POST",
+        "/internal/placements",
+        {"customer_id": "{customer}", "items": [{"product_id": 987654321, "qty": 1}]},
+        404,
+        "not_found",
+        set(),
+    ),
+    (
+        "POST",
+        "/internal/placements",
+        {"customer_id": "{customer}", "items": [{"product_id": "{product}", "qty": 6}]},
+        409,
+        "insufficient_stock",
+        set(),
+    ),
+    (
+        "POST",
         "/internal/orders/{order}/payment-outcome",
         {},
         400,
@@ -243,11 +272,13 @@ def fill(value, ids):
 def test_bad_input_is_a_4xx_problem_and_changes_nothing(api, db, existing, method, path, body, status, code, fields):
     if "/payment-" in path:
         headers = dict(api.payments)
-    elif "/stored-responses/" in path:
+    elif "/stored-responses/" in path or path == "/internal/placements":
         headers = dict(api.orchestrator)
     else:
         headers = dict(api.sweeper if path.startswith("/internal/") else api.admin)
     kwargs = {}
+    if path == "/internal/placements" and code != "idempotency_key_required":
+        headers["Idempotency-Key"] = f"bad-input-{uuid.uuid4().hex}"
     if path.endswith("/confirm"):
         if body == "KEY":
             headers["Idempotency-Key"] = "bad-input-key"

@@ -1,14 +1,16 @@
-"""Placing an order end to end: customer check → create → confirm → payment event → keep the answer.
+"""Placing an order end to end: customer check → create and confirm → payment event → keep the answer.
 
 Used by `POST /orchestrator/create-and-confirm-order` (items in the body) and `POST /checkout`
-(the customer's cart). Each downstream write carries a key derived from the client's key, so a
-retry, in sequence or in parallel, replays instead of acting again: one order, one confirmation,
-one reservation (docs/idempotency.md).
+(the customer's cart). orders-service creates and confirms in one call
+(`POST /internal/placements`), so no attempt leaves a CREATED order holding stock behind. Each
+downstream write carries a key derived from the client's key, so a retry, in sequence or in
+parallel, replays instead of acting again: one order, one confirmation, one reservation
+(docs/idempotency.md).
 
 The BFF keeps its own final answer too, in orders-service beside the other keys
 (`/internal/stored-responses/{key}`): a retry answers exactly what the first attempt answered,
 whatever happened since, the customer deleted or customers-service down included. It is read
-only when a retry shows itself (the customer check fails, or the create is a replay), so a new
+only when a retry shows itself (the customer check fails, or the placement is a replay), so a new
 order costs one extra call, the store. An attempt that reaches a confirmed order but whose
 answer is not stored yet (the first one died before storing) publishes the payment event again;
 that is harmless, because the payments Lambda claims before it charges (docs/payments.md).
@@ -37,6 +39,7 @@ from .auth import customer_deleted
 from .idempotency import derive_key
 
 IN_FLIGHT = "idempotency_in_flight"
+CREATED = "CREATED"  # an order not confirmed yet
 # The store is skipped with less time than this left: the answer matters more than keeping it.
 STORE_RESERVE_SECONDS = 0.5
 
@@ -116,21 +119,27 @@ class OrderPlacement:
             if stored is not None:
                 return stored
             raise
-        created = self._keyed_post(
-            "/orders", dict(order_request), derive_key(principal.identity, f"{flow}:create", client_key)
+        # Create and confirm in one call and one transaction. Its key is the create key: a key a
+        # plain create used first (an attempt that began before placements existed) replays that
+        # CREATED order, which is then confirmed as it always was.
+        placed = self._keyed_post(
+            "/internal/placements", dict(order_request), derive_key(principal.identity, f"{flow}:create", client_key)
         )
-        order_id = created.body["id"]
-        note(order_id=order_id)
-        if created.replayed:
+        order = placed.body
+        note(order_id=order["id"])
+        if placed.replayed:
             stored = self._stored_answer(answer_key, fingerprint, required=False)
             if stored is not None:
                 return stored
-        confirmed = self._keyed_post(
-            f"/orders/{order_id}/confirm", {}, derive_key(principal.identity, f"{flow}:confirm", client_key)
-        )
-        order = confirmed.body
+        replayed = placed.replayed
+        if order["status"] == CREATED:
+            confirmed = self._keyed_post(
+                f"/orders/{order['id']}/confirm", {}, derive_key(principal.identity, f"{flow}:confirm", client_key)
+            )
+            order, replayed = confirmed.body, replayed and confirmed.replayed
+        order_id = order["id"]
         publish = self.publisher.publish(PaymentRequested.for_order(order, correlation_id))
-        count("OrdersPlaced" if not confirmed.replayed else "OrderPlacementsReplayed")
+        count("OrdersPlaced" if not replayed else "OrderPlacementsReplayed")
         if not publish.published:
             count("PaymentEventsDeferred")
         logger.info(
@@ -139,12 +148,11 @@ class OrderPlacement:
                 "flow": flow,
                 "order_id": order_id,
                 "customer_id": customer_id,
-                "replayed": confirmed.replayed,
+                "replayed": replayed,
                 "payment_event": "published" if publish.published else "deferred",
             },
         )
-        placed = PlacedOrder(customer, order, correlation_id, publish, created.replayed and confirmed.replayed)
-        return self._keep(answer_key, fingerprint, placed)
+        return self._keep(answer_key, fingerprint, PlacedOrder(customer, order, correlation_id, publish, replayed))
 
     def _stored_answer(self, answer_key: str, fingerprint: str, *, required: bool) -> Answer | None:
         """The answer stored under this key (422 if for another request), or None."""

@@ -1,17 +1,25 @@
 """Internal endpoints: service tokens only, each route from the one caller that needs it:
 payments claims and settles, the sweeper lists overdue payments and does the maintenance, the
-BFF (orchestrator) keeps its own answers, customers-service reports deletions.
+BFF (orchestrator) places orders and keeps its own answers, customers-service reports deletions.
 """
 
 from __future__ import annotations
 
 from flask.views import MethodView
 
+from servicekit.contracts import OrderSchema
 from servicekit.web import Blueprint, current_principal, int_path, log_context, requires
 
 from ..config import BFF_CALLER, CUSTOMERS_SERVICE_NAME, PAYMENTS_CALLER, SWEEPER_CALLER
-from ..services import customers, payments, reservations, stored_responses
-from .common import problem_responses, service_context
+from ..services import customers, orders, payments, reservations, stored_responses
+from .common import (
+    idempotency_key_parameters,
+    outcome_response,
+    problem_responses,
+    read_idempotency_key,
+    service_context,
+)
+from .orders import ORDER_CREATE_SCHEMA
 from .schemas import (
     CustomerDeletedResultSchema,
     ExpireReservationsResultSchema,
@@ -31,6 +39,36 @@ blp = Blueprint(
     __name__,
     description="Service-to-service, each route for the one service that needs it; user tokens get 403",
 )
+
+
+@blp.route("/internal/placements")
+class Placements(MethodView):
+    @requires("service", callers=(BFF_CALLER,))
+    @blp.arguments(ORDER_CREATE_SCHEMA)
+    @blp.doc(parameters=idempotency_key_parameters(required=True))
+    @blp.alt_response(201, schema=OrderSchema, success=True, description="CONFIRMED, payment PENDING, stock reserved")
+    @problem_responses(
+        blp,
+        400,
+        401,
+        403,
+        404,
+        409,
+        422,
+        503,
+        s400="`idempotency_key_required`, `validation_error`",
+        s403="A user token, or a service other than the BFF (orchestrator)",
+        s404="Unknown customer or product",
+        s409="`insufficient_stock` (with product_id, requested, available), `cart_empty`, `idempotency_in_flight`",
+        s503="customers-service is unavailable",
+    )
+    def post(self, body):
+        """The BFF places an order: `POST /orders` and its confirm in one transaction (Idempotency-Key
+        required). The key is create's: a key a plain create used first replays that CREATED order"""
+        key = read_idempotency_key(required=True)
+        outcome = orders.place_order(service_context(), current_principal(), body, key)
+        log_context(order_id=outcome.body["id"], customer_id=outcome.body["customer_id"])
+        return outcome_response(outcome)
 
 
 @blp.route(f"/internal/customers/{int_path('customer_id')}/deleted")

@@ -66,6 +66,23 @@ def create_order(
     ctx: ServiceContext, principal: Principal, body: dict[str, Any], idempotency_key: str | None
 ) -> Outcome:
     """Reserve stock for `items` (or the customer's cart) and create the order, all or nothing."""
+    return _create(ctx, principal, body, idempotency_key, confirmed=False)
+
+
+def place_order(ctx: ServiceContext, principal: Principal, body: dict[str, Any], idempotency_key: str) -> Outcome:
+    """Create the order CONFIRMED, its payment PENDING: create and confirm in one transaction
+    (the BFF's placement, `POST /internal/placements`).
+
+    It shares create's idempotency scope (caller, `POST /orders`, key) and fingerprint: one key
+    makes at most one order, whichever of the two it was sent to first. So a key a plain create
+    used first replays that create's answer, a CREATED order, which the caller then confirms as
+    before (a placement retried across the deploy that introduced this call, docs/idempotency.md)."""
+    return _create(ctx, principal, body, idempotency_key, confirmed=True)
+
+
+def _create(
+    ctx: ServiceContext, principal: Principal, body: dict[str, Any], idempotency_key: str | None, *, confirmed: bool
+) -> Outcome:
     customer_id = scoped_customer_id(principal, body.get("customer_id"))
     request = IdempotentRequest.for_key(
         idempotency_key, caller=principal.identity, route=CREATE_ROUTE, path_params={}, body=body
@@ -91,12 +108,12 @@ def create_order(
         if from_cart:
 
             def work(session: Session) -> Outcome | LockLast:
-                return _checkout_cart(session, customer_id, lock_first=lock_first)
+                return _checkout_cart(session, customer_id, confirmed=confirmed, lock_first=lock_first)
         else:
             wanted = {line["product_id"]: line["qty"] for line in body["items"]}
 
             def work(session: Session) -> Outcome | LockLast:
-                return _reserve_and_create(session, customer_id, wanted, lock_first=lock_first)
+                return _reserve_and_create(session, customer_id, wanted, confirmed=confirmed, lock_first=lock_first)
 
         # Items store their key last, with the answer, before the stock is taken (the LockLast
         # step): one statement fewer, and none more under a hot product's lock. Checkout claims
@@ -126,7 +143,7 @@ def create_order(
 
 
 def _reserve_and_create(
-    session: Session, customer_id: int, wanted: dict[int, int], *, lock_first: bool = False
+    session: Session, customer_id: int, wanted: dict[int, int], *, confirmed: bool, lock_first: bool = False
 ) -> Outcome | LockLast:
     """Check, insert the order, take stock, insert its lines (with the COMMIT): four round trips
     whatever the size.
@@ -138,12 +155,14 @@ def _reserve_and_create(
     is stored. `lock_first` locks them before anything else instead: the fallback when that
     UPDATE missed a row."""
     if lock_first:
-        return Outcome(201, _lock_reserve_and_create(session, customer_id, wanted))
+        return Outcome(201, _lock_reserve_and_create(session, customer_id, wanted, confirmed=confirmed))
     now = utcnow()
     products = repo.read_products(session, wanted, customer_id=customer_id)
     _check_products(session, customer_id, wanted, products)
     total_cents = sum(product.price_cents * wanted[product.id] for product in products)
-    order_id = repo.insert_order(session, customer_id=customer_id, total_cents=total_cents, now=now)
+    order_id = repo.insert_order(
+        session, customer_id=customer_id, total_cents=total_cents, now=now, confirmed=confirmed
+    )
     lines = _order_lines(order_id, wanted, products)
 
     def take_stock_and_add_lines(session: Session) -> None:
@@ -151,7 +170,8 @@ def _reserve_and_create(
         repo.insert_order_items(session, lines)
 
     return LockLast(
-        Outcome(201, new_order_view(order_id, customer_id, total_cents, lines, now)), take_stock_and_add_lines
+        Outcome(201, new_order_view(order_id, customer_id, total_cents, lines, now, confirmed=confirmed)),
+        take_stock_and_add_lines,
     )
 
 
@@ -182,7 +202,9 @@ def _order_lines(order_id: int, wanted: dict[int, int], products: list[Row]) -> 
     ]
 
 
-def _lock_reserve_and_create(session: Session, customer_id: int, wanted: dict[int, int]) -> dict[str, Any]:
+def _lock_reserve_and_create(
+    session: Session, customer_id: int, wanted: dict[int, int], *, confirmed: bool
+) -> dict[str, Any]:
     """Lock, check, take stock, insert the order, then its lines with the COMMIT: four round trips
     whatever the size."""
     now = utcnow()
@@ -190,13 +212,17 @@ def _lock_reserve_and_create(session: Session, customer_id: int, wanted: dict[in
     _check_products(session, customer_id, wanted, locked)
     repo.change_stock(session, {product_id: -qty for product_id, qty in wanted.items()}, now)
     total_cents = sum(product.price_cents * wanted[product.id] for product in locked)
-    order_id = repo.insert_order(session, customer_id=customer_id, total_cents=total_cents, now=now)
+    order_id = repo.insert_order(
+        session, customer_id=customer_id, total_cents=total_cents, now=now, confirmed=confirmed
+    )
     lines = _order_lines(order_id, wanted, locked)
     repo.insert_order_items(session, lines)
-    return new_order_view(order_id, customer_id, total_cents, lines, now)
+    return new_order_view(order_id, customer_id, total_cents, lines, now, confirmed=confirmed)
 
 
-def _checkout_cart(session: Session, customer_id: int, *, lock_first: bool = False) -> Outcome | LockLast:
+def _checkout_cart(
+    session: Session, customer_id: int, *, confirmed: bool, lock_first: bool = False
+) -> Outcome | LockLast:
     """Order what is in the cart and empty it, in the caller's transaction."""
     wanted = repo.cart_quantities(session, customer_id) if repo.lock_cart(session, customer_id) else {}
     if not wanted:
@@ -204,7 +230,7 @@ def _checkout_cart(session: Session, customer_id: int, *, lock_first: bool = Fal
         if repo.customer_deleted(session, customer_id):
             raise CustomerDeleted(customer_id)
         raise cart_empty(customer_id)
-    created = _reserve_and_create(session, customer_id, wanted, lock_first=lock_first)
+    created = _reserve_and_create(session, customer_id, wanted, confirmed=confirmed, lock_first=lock_first)
     repo.delete_cart_items(session, customer_id, wanted)
     return created
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from servicekit.timeutil import iso_utc
 
-from ..models import CREATED, NOT_REQUESTED
+from ..models import CONFIRMED, CREATED, NOT_REQUESTED, PENDING
 
 
 def _fields(row: Any) -> Mapping[str, Any]:
@@ -59,17 +59,18 @@ def order_view(order: Any, items: Iterable[Any], **changes: Any) -> dict[str, An
 
 
 def new_order_view(
-    order_id: int, customer_id: int, total_cents: int, items: Iterable[Any], now: datetime
+    order_id: int, customer_id: int, total_cents: int, items: Iterable[Any], now: datetime, *, confirmed: bool
 ) -> dict[str, Any]:
+    """What `repository.insert_order` just wrote, with the lines."""
     return order_view(
         {
             "id": order_id,
             "customer_id": customer_id,
-            "status": CREATED,
-            "payment_status": NOT_REQUESTED,
+            "status": CONFIRMED if confirmed else CREATED,
+            "payment_status": PENDING if confirmed else NOT_REQUESTED,
             "total_cents": total_cents,
             "created_at": now,
-            "confirmed_at": None,
+            "confirmed_at": now if confirmed else None,
             "paid_at": None,
             "canceled_at": None,
             "cancel_reason": None,
