@@ -27,8 +27,9 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -37,6 +38,7 @@ from e2e_support import ROOT, Bff, E2eStack, running_stack, wait_for
 
 from orchestrator.payment_events import PaymentRequested
 
+T = TypeVar("T")
 VISIBILITY_TIMEOUT = 2
 LOSE_EVERY = 3
 
@@ -109,6 +111,16 @@ def assert_no_500_logged(stack: E2eStack) -> None:
                 name,
                 record,
             )
+
+
+def run_beside(faults: Callable[[], None], work: Callable[[T], None], items: list[T]) -> None:
+    """`work` on every item from four client threads, while `faults` runs on a thread of its own."""
+    chaos = threading.Thread(target=faults, name="chaos", daemon=True)
+    chaos.start()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, items))
+    chaos.join(timeout=120)
+    assert not chaos.is_alive()
 
 
 def kill_group(stack: E2eStack, name: str) -> None:
@@ -254,12 +266,7 @@ def test_chaos_every_order_charged_at_most_once_and_settled(stack, admin, user):
             progress.acquire()
         stack.stack.restart("orders-service")
 
-    chaos = threading.Thread(target=faults, name="chaos", daemon=True)
-    chaos.start()
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(run, plan))
-    chaos.join(timeout=120)
-    assert not chaos.is_alive()
+    run_beside(faults, run, plan)
 
     final = settled_orders(admin, list(placed), timeout=120)
     # Let the last duplicates and re-publishes drain: nothing may change any more.
@@ -340,12 +347,7 @@ def test_placements_cut_by_a_killed_orders_service_make_one_confirmed_order_per_
         time.sleep(0.5)
         stack.stack.start_process("orders-service")
 
-    fault = threading.Thread(target=kill_and_restart, name="kill-orders-service", daemon=True)
-    fault.start()
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(run, keys))
-    fault.join(timeout=60)
-    assert not fault.is_alive()
+    run_beside(kill_and_restart, run, keys)
     assert _placement_failures(stack) > failures_before, "no placement met the killed orders-service"
 
     order_ids = [answers[key]["data"]["order"]["id"] for key in keys]

@@ -19,7 +19,7 @@ from .common import (
     read_idempotency_key,
     service_context,
 )
-from .orders import ORDER_CREATE_SCHEMA
+from .orders import CREATE_PROBLEM_DESCRIPTIONS, CREATE_PROBLEM_STATUSES, ORDER_CREATE_SCHEMA
 from .schemas import (
     CustomerDeletedResultSchema,
     ExpireReservationsResultSchema,
@@ -49,22 +49,17 @@ class Placements(MethodView):
     @blp.alt_response(201, schema=OrderSchema, success=True, description="CONFIRMED, payment PENDING, stock reserved")
     @problem_responses(
         blp,
-        400,
-        401,
-        403,
-        404,
-        409,
-        422,
-        503,
+        *CREATE_PROBLEM_STATUSES,
+        **CREATE_PROBLEM_DESCRIPTIONS,
         s400="`idempotency_key_required`, `validation_error`",
         s403="A user token, or a service other than the BFF (orchestrator)",
-        s404="Unknown customer or product",
-        s409="`insufficient_stock` (with product_id, requested, available), `cart_empty`, `idempotency_in_flight`",
-        s503="customers-service is unavailable",
     )
     def post(self, body):
-        """The BFF places an order: `POST /orders` and its confirm in one transaction (Idempotency-Key
-        required). The key is create's: a key a plain create used first replays that CREATED order"""
+        """The BFF places an order: create and confirm in one transaction (Idempotency-Key required)
+
+        The body and the errors of `POST /orders`; the order comes back CONFIRMED, payment
+        PENDING. The key is create's: a key a plain create used first replays that CREATED order.
+        """
         key = read_idempotency_key(required=True)
         outcome = orders.place_order(service_context(), current_principal(), body, key)
         log_context(order_id=outcome.body["id"], customer_id=outcome.body["customer_id"])

@@ -27,6 +27,13 @@ blp = Blueprint("orders", __name__, description="Orders and their lifecycle (doc
 ORDER_PATH = f"/orders/{int_path('order_id')}"
 # An instance, not the class: given a class, webargs builds a new schema for every request.
 ORDER_CREATE_SCHEMA = OrderCreateSchema()
+# What creating an order answers besides its 201; a placement (api/internal.py) answers the same.
+CREATE_PROBLEM_STATUSES = (400, 401, 403, 404, 409, 422, 503)
+CREATE_PROBLEM_DESCRIPTIONS = {
+    "s404": "Unknown customer or product",
+    "s409": "`insufficient_stock` (with product_id, requested, available), `cart_empty`, `idempotency_in_flight`",
+    "s503": "customers-service is unavailable",
+}
 
 
 @blp.route("/orders")
@@ -43,19 +50,7 @@ class Orders(MethodView):
     @blp.arguments(ORDER_CREATE_SCHEMA)
     @blp.doc(parameters=idempotency_key_parameters(required=False))
     @blp.alt_response(201, schema=OrderSchema, success=True, description="Created, stock reserved")
-    @problem_responses(
-        blp,
-        400,
-        401,
-        403,
-        404,
-        409,
-        422,
-        503,
-        s404="Unknown customer or product",
-        s409="`insufficient_stock` (with product_id, requested, available), `cart_empty`, `idempotency_in_flight`",
-        s503="customers-service is unavailable",
-    )
+    @problem_responses(blp, *CREATE_PROBLEM_STATUSES, **CREATE_PROBLEM_DESCRIPTIONS)
     def post(self, body):
         """Create an order from items or from the cart; reserves stock, all or nothing"""
         if body.get("customer_id") is not None:
