@@ -140,6 +140,25 @@ def test_an_order_a_plain_create_made_under_the_key_is_confirmed_with_its_own_ke
     assert len(orders.calls("POST", r"/orders/\d+/confirm")) == 1
 
 
+def test_a_placement_whose_answer_is_lost_is_resent_with_its_key_and_makes_one_order(bff, tokens, backend, orders, sqs):
+    """orders-service placed the order, then its answer was lost (a 502 from what stands between):
+    the BFF resends the placement with the same key, gets the replay, and there is one order and
+    one payment event."""
+    answers = {"n": 0}
+
+    def place_then_lose_the_first_answer(req, _match):
+        answer = backend._keyed(req, lambda: backend._place(req.body))
+        answers["n"] += 1
+        return (502, None) if answers["n"] == 1 else answer
+
+    orders.on("POST", PLACEMENTS, place_then_lose_the_first_answer)
+    answer = place(bff, tokens.admin())
+    assert answer.status == 201 and answer.body["data"]["order"]["status"] == "CONFIRMED"
+    sent = orders.calls("POST", PLACEMENTS)
+    assert len(sent) == 2 and len({r.headers["idempotency-key"] for r in sent}) == 1
+    assert len(backend.orders) == 1 and [b["order_id"] for b in sqs.bodies()] == [1]
+
+
 def test_a_retry_with_the_same_key_replays_one_order(bff, tokens, backend, orders, sqs):
     first = place(bff, tokens.customer(1), key="same")
     second = place(bff, tokens.customer(1), key="same")

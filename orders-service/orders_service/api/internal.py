@@ -60,6 +60,8 @@ class Placements(MethodView):
         The body and the errors of `POST /orders`; the order comes back CONFIRMED, payment
         PENDING. The key is create's: a key a plain create used first replays that CREATED order.
         """
+        if body.get("customer_id") is not None:  # on the refusals' log lines too
+            log_context(customer_id=body["customer_id"])
         key = read_idempotency_key(required=True)
         outcome = orders.place_order(service_context(), current_principal(), body, key)
         log_context(order_id=outcome.body["id"], customer_id=outcome.body["customer_id"])
