@@ -10,6 +10,7 @@ Used by the simulator's own tests, the payments Lambda's HTTP gateway tests and 
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -156,6 +157,21 @@ class SimulatorProcess(GatewayControl):
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def log_records(self, count: int, match: Mapping[str, Any], timeout: float = 10) -> list[dict[str, Any]]:
+        """The JSON log records whose fields include `match`, once `count` of them are there.
+
+        The server logs a request after its answer is written, so a client can read the answer
+        before the line is in the file."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+            lines = text.split("\n")[:-1]  # the last piece is a line still being written, or empty
+            records = [json.loads(line) for line in lines if line.startswith("{")]
+            found = [r for r in records if all(r.get(k) == v for k, v in match.items())]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
 
     def __enter__(self) -> SimulatorProcess:
         return self.start()

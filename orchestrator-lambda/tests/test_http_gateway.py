@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import orjson
 import pytest
 
 from gateway_simulator.testing import SimulatorProcess, free_port
@@ -49,10 +48,8 @@ def client(gateway: SimulatorProcess, **options) -> HttpPaymentGateway:
     return HttpPaymentGateway(gateway.base_url, gateway.api_key, **options)
 
 
-def log_records(gateway: SimulatorProcess, idempotency_key: str) -> list[dict]:
-    lines = gateway.log_path.read_text().splitlines()
-    records = [orjson.loads(line) for line in lines if line.startswith("{")]
-    return [r for r in records if r.get("idempotency_key") == idempotency_key]
+def log_records(gateway: SimulatorProcess, idempotency_key: str, count: int) -> list[dict]:
+    return gateway.log_records(count, {"idempotency_key": idempotency_key})
 
 
 # --- through the simulator ----------------------------------------------------------------------
@@ -87,7 +84,7 @@ def test_a_lost_answer_is_retried_under_the_same_key_and_charged_once(simulator,
     counters = simulator.faults()["counters"]
     assert (counters["charge_requests"], counters["committed_charges"]) == (2, 1)
     # Both attempts under our key and request id; the first has no status: it was never answered.
-    records = log_records(simulator, request.idempotency_key)
+    records = log_records(simulator, request.idempotency_key, 2)
     assert [(r["status"], r.get("fault"), r["request_id"]) for r in records] == [
         (None, "lose_answer", "req-lost-answer"),
         (200, None, "req-lost-answer"),
@@ -105,7 +102,7 @@ def test_a_slow_answer_that_times_out_is_retried_and_charged_once(simulator):
     (entry,) = simulator.charges(request.order_id)
     assert entry["id"] == result.reference
     assert simulator.faults()["counters"]["new_charges"] == 1  # no retry became a second charge
-    statuses = [r["status"] for r in log_records(simulator, request.idempotency_key)]
+    statuses = [r["status"] for r in log_records(simulator, request.idempotency_key, 2)]
     assert statuses[-1] == 200 and 409 in statuses  # a retry met the first attempt still in flight
 
 
@@ -116,7 +113,7 @@ def test_a_5xx_is_retried_and_the_retry_charges(simulator):
     result = client(simulator).charge(request)  # request 2 fails, its retry (3) charges
     assert (result.outcome, result.replayed) == ("succeeded", False)  # the 500 charged nothing
     assert [e["id"] for e in simulator.charges(request.order_id)] == [result.reference]
-    assert [r["status"] for r in log_records(simulator, request.idempotency_key)] == [500, 200]
+    assert [r["status"] for r in log_records(simulator, request.idempotency_key, 2)] == [500, 200]
 
 
 def test_a_gateway_failing_every_attempt_is_unavailable_after_bounded_retries(simulator):
@@ -141,7 +138,7 @@ def test_a_wrong_api_key_is_unavailable_not_rejected(simulator):
     request = new_request()
     with pytest.raises(GatewayUnavailable, match="credentials"):
         HttpPaymentGateway(simulator.base_url, "sk_test_not_the_right_key").charge(request)
-    assert [r["status"] for r in log_records(simulator, request.idempotency_key)] == []  # 401 before the key
+    assert [r["status"] for r in log_records(simulator, request.idempotency_key, 0)] == []  # 401 before the key
     assert simulator.charges(request.order_id) == []
 
 
