@@ -6,7 +6,7 @@ Body: `{"type": "payment.requested", "order_id", "customer_id", "amount_cents", 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +18,7 @@ from servicekit.request_id import get_request_id, new_request_id
 from servicekit.timeutil import iso_utc
 
 from .observability import logger
-from .sqs import SqsSender, SqsSendFailed, string_attributes
+from .sqs import OutgoingMessage, SqsSender, SqsSendFailed, string_attributes
 
 PAYMENT_REQUESTED = "payment.requested"
 
@@ -113,14 +113,30 @@ class PaymentEventPublisher:
 
     def publish(self, event: PaymentRequested) -> PublishResult:
         """Queue the event with bounded retries; never raises (a failure is reported, not thrown)."""
-        attributes = string_attributes(
-            request_id=get_request_id() or new_request_id(), correlation_id=event.correlation_id
-        )
-        fields = {"order_id": event.order_id, "customer_id": event.customer_id}
         try:
-            message_id = self.sender.send(self.queue_url, event.to_body(), attributes)
+            message_id = self.sender.send(self.queue_url, event.to_body(), _attributes(event))
         except SqsSendFailed as exc:
-            logger.error("payment_event_deferred", extra={**fields, "error": str(exc)})
-            return PublishResult(False, error=str(exc))
-        logger.info("payment_event_published", extra={**fields, "message_id": message_id})
-        return PublishResult(True, message_id=message_id)
+            return _logged(event, PublishResult(False, error=str(exc)))
+        return _logged(event, PublishResult(True, message_id=message_id))
+
+    def publish_all(self, events: Sequence[PaymentRequested]) -> list[PublishResult]:
+        """`publish` for many events, ten to a SendMessageBatch call; one result per event, in order."""
+        messages = [OutgoingMessage(event.to_body(), _attributes(event)) for event in events]
+        sent = self.sender.send_batch(self.queue_url, messages)
+        return [
+            _logged(event, PublishResult(result.message_id is not None, result.message_id, result.error))
+            for event, result in zip(events, sent, strict=True)
+        ]
+
+
+def _attributes(event: PaymentRequested) -> dict[str, dict[str, str]]:
+    return string_attributes(request_id=get_request_id() or new_request_id(), correlation_id=event.correlation_id)
+
+
+def _logged(event: PaymentRequested, result: PublishResult) -> PublishResult:
+    fields = {"order_id": event.order_id, "customer_id": event.customer_id}
+    if result.published:
+        logger.info("payment_event_published", extra={**fields, "message_id": result.message_id})
+    else:
+        logger.error("payment_event_deferred", extra={**fields, "error": result.error})
+    return result

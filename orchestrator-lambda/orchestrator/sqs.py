@@ -1,6 +1,7 @@
-"""SQS: SendMessage with a bounded number of retries, and the message attribute shapes.
+"""SQS: SendMessage and SendMessageBatch with a bounded number of retries, and the message
+attribute shapes.
 
-Every send is one HTTPS POST in SQS's JSON protocol (`AmazonSQS.SendMessage`), signed with
+Every call is one HTTPS POST in SQS's JSON protocol (`AmazonSQS.SendMessage`), signed with
 botocore's own Signature V4 signer (`botocore.auth`), over a keep-alive urllib3 pool (servicekit's
 transport, `servicekit.http_client.send`). Not
 botocore's client: making one imports its waiter and documentation machinery and parses its
@@ -20,7 +21,7 @@ import base64
 import hashlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,11 +38,12 @@ from .config import Settings
 from .observability import logger
 
 MAX_MESSAGE_ATTRIBUTES = 10
+MAX_BATCH_ENTRIES = 10  # SQS's limit per SendMessageBatch
 JSON_PROTOCOL = "application/x-amz-json-1.0"
 
 
 class SqsRequestFailed(Exception):
-    """One SendMessage attempt failed: no answer, or an error answer from SQS."""
+    """One SendMessage(Batch) attempt failed: no answer, or an error answer from SQS."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,30 @@ class SqsClient:
         if answer.get("MD5OfMessageBody") != hashlib.md5(MessageBody.encode()).hexdigest():
             raise SqsRequestFailed("SendMessage answered an MD5 that is not the body's")
         return answer
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """`{"Successful": [{Id, MessageId, ...}], "Failed": [{Id, SenderFault, Code, Message}]}`.
+
+        An entry whose answered MD5 is not its body's is reported among the failed ones (not a
+        sender fault: sending it again is the remedy)."""
+        entries = []
+        for entry in Entries:
+            converted = {"Id": entry["Id"], "MessageBody": entry["MessageBody"]}
+            if entry.get("MessageAttributes"):
+                converted["MessageAttributes"] = {
+                    name: _json_attribute(value) for name, value in entry["MessageAttributes"].items()
+                }
+            entries.append(converted)
+        answer = self._call("SendMessageBatch", orjson.dumps({"QueueUrl": QueueUrl, "Entries": entries}))
+        bodies = {entry["Id"]: entry["MessageBody"] for entry in Entries}
+        successful, failed = [], list(answer.get("Failed") or [])
+        for sent in answer.get("Successful") or []:
+            body = bodies.get(sent.get("Id"))
+            if body is not None and sent.get("MD5OfMessageBody") == hashlib.md5(body.encode()).hexdigest():
+                successful.append(sent)
+            else:
+                failed.append({"Id": sent.get("Id"), "SenderFault": False, "Code": "MD5Mismatch", "Message": ""})
+        return {"Successful": successful, "Failed": failed}
 
     def _call(self, action: str, body: bytes) -> dict[str, Any]:
         headers = {"Content-Type": JSON_PROTOCOL, "X-Amz-Target": f"AmazonSQS.{action}"}
@@ -159,6 +185,20 @@ class SqsSendFailed(Exception):
     """Every attempt allowed failed."""
 
 
+@dataclass(frozen=True)
+class OutgoingMessage:
+    body: str
+    attributes: Mapping[str, Mapping[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class BatchSendResult:
+    """One message of a batch send: its MessageId, or why it was not sent."""
+
+    message_id: str | None = None
+    error: str | None = None
+
+
 class SqsSender:
     def __init__(
         self,
@@ -199,3 +239,64 @@ class SqsSender:
             if attempt < attempts:
                 self.sleep(capped(self.backoff_seconds * (2 ** (attempt - 1))))
         raise SqsSendFailed(last_error)
+
+    def send_batch(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> list[BatchSendResult]:
+        """Send messages in SendMessageBatch calls of up to ten, each with the retries `send` has;
+        a retry carries only the entries not sent yet, and an entry SQS refuses as the sender's
+        fault is not retried. Returns one result per message, in order; never raises."""
+        results: list[BatchSendResult] = []
+        for start in range(0, len(messages), MAX_BATCH_ENTRIES):
+            results.extend(self._send_chunk(queue_url, messages[start : start + MAX_BATCH_ENTRIES]))
+        return results
+
+    def _send_chunk(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> list[BatchSendResult]:
+        results: dict[str, BatchSendResult] = {}
+        pending = {str(index): message for index, message in enumerate(messages)}
+        errors = dict.fromkeys(pending, "no attempt made")
+        attempts = 1 + self.max_retries
+        for attempt in range(1, attempts + 1):
+            if not has_time_for(self.attempt_seconds):
+                errors = {i: f"{e}; the time budget does not fit another attempt" for i, e in errors.items()}
+                break
+            entries = [_batch_entry(entry_id, message) for entry_id, message in pending.items()]
+            try:
+                answer = self.client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            except SqsRequestFailed as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                errors = dict.fromkeys(pending, error)
+                logger.warning("sqs_send_failed", extra={"queue_url": queue_url, "attempt": attempt, "error": error})
+            else:
+                errors.update(dict.fromkeys(pending, "SendMessageBatch: the entry is not in the answer"))
+                for sent in answer.get("Successful") or []:
+                    if pending.pop(sent["Id"], None) is not None:
+                        results[sent["Id"]] = BatchSendResult(message_id=sent["MessageId"])
+                for refused in answer.get("Failed") or []:
+                    entry_id = refused.get("Id")
+                    if entry_id not in pending:
+                        continue
+                    error = f"{refused.get('Code')}: {refused.get('Message') or ''}".strip()
+                    if refused.get("SenderFault"):  # the same entry would be refused again
+                        pending.pop(entry_id)
+                        results[entry_id] = BatchSendResult(error=error)
+                    else:
+                        errors[entry_id] = error
+                if pending:
+                    logger.warning(
+                        "sqs_send_failed",
+                        extra={"queue_url": queue_url, "attempt": attempt, "error": errors[next(iter(pending))]},
+                    )
+            if not pending:
+                break
+            if attempt < attempts:
+                self.sleep(capped(self.backoff_seconds * (2 ** (attempt - 1))))
+        for entry_id in pending:
+            results[entry_id] = BatchSendResult(error=errors[entry_id])
+        return [results[str(index)] for index in range(len(messages))]
+
+
+def _batch_entry(entry_id: str, message: OutgoingMessage) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message.body}
+    attributes = dict(list((message.attributes or {}).items())[:MAX_MESSAGE_ATTRIBUTES])
+    if attributes:
+        entry["MessageAttributes"] = attributes
+    return entry

@@ -117,11 +117,14 @@ class StubService:
 
 @dataclass
 class FakeSqs:
-    """Records SendMessage calls; the first `failures` calls fail like an unreachable endpoint."""
+    """Records SendMessage(Batch) calls; the first `failures` calls fail like an unreachable
+    endpoint. `refuse(entry)` may answer a batch entry's failure (`{"SenderFault", "Code"}`)."""
 
     failures: int = 0
     sent: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+    refuse: Callable[[dict[str, Any]], dict[str, Any] | None] = lambda _entry: None
 
     def send_message(self, **kwargs: Any) -> dict[str, Any]:
         self.attempts += 1
@@ -129,6 +132,24 @@ class FakeSqs:
             raise SqsRequestFailed("ConnectionError: http://sqs.invalid")
         self.sent.append(kwargs)
         return {"MessageId": f"msg-{len(self.sent)}"}
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise SqsRequestFailed("ConnectionError: http://sqs.invalid")
+        self.batch_sizes.append(len(Entries))
+        successful, failed = [], []
+        for entry in Entries:
+            refusal = self.refuse(entry)
+            if refusal is not None:
+                failed.append({"Id": entry["Id"], "Message": "refused", **refusal})
+                continue
+            message = {"QueueUrl": QueueUrl, "MessageBody": entry["MessageBody"]}
+            if entry.get("MessageAttributes"):
+                message["MessageAttributes"] = entry["MessageAttributes"]
+            self.sent.append(message)
+            successful.append({"Id": entry["Id"], "MessageId": f"msg-{len(self.sent)}"})
+        return {"Successful": successful, "Failed": failed}
 
     def bodies(self, queue_url: str | None = None) -> list[dict[str, Any]]:
         return [orjson.loads(m["MessageBody"]) for m in self.sent if queue_url is None or m["QueueUrl"] == queue_url]

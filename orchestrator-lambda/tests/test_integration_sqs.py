@@ -22,7 +22,7 @@ from orchestrator.config import load_settings
 from orchestrator.local.queues import ensure_payment_queues
 from orchestrator.local.sqs_poller import SqsPoller
 from orchestrator.payments.handler import build_processor, lambda_handler, use_processor
-from orchestrator.sqs import SqsRequestFailed, make_sqs_client
+from orchestrator.sqs import OutgoingMessage, SqsRequestFailed, SqsSender, make_sqs_client, string_attributes
 from servicekit.config import ConfigError
 from servicekit.http_client import HttpResponse
 
@@ -276,6 +276,41 @@ def test_the_signed_client_refuses_an_answer_whose_md5_is_not_the_bodys(queues, 
     client = make_sqs_client(load_settings(dict(os.environ)))
     with pytest.raises(SqsRequestFailed, match="MD5"):
         client.send_message(QueueUrl=queues.queue_url, MessageBody="x")
+
+
+def test_a_batch_send_reaches_sqs_ten_to_a_call_with_each_message_id(sqs, queues, aws_env):
+    settings = load_settings({**os.environ, "PAYMENTS_QUEUE_URL": queues.queue_url})
+    sender = SqsSender(make_sqs_client(settings), max_retries=0)
+    outgoing = [OutgoingMessage(f'{{"order_id": {n}}}', string_attributes(request_id=f"req-{n}")) for n in range(1, 13)]
+    results = sender.send_batch(queues.queue_url, outgoing)
+    received: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + 10
+    while len(received) < 12 and time.monotonic() < deadline:
+        received.update({m["MessageId"]: m for m in drain(sqs, queues.queue_url)})
+    assert sorted(received) == sorted(r.message_id for r in results)
+    by_id = {r.message_id: n for n, r in enumerate(results, start=1)}
+    for message_id, message in received.items():
+        n = by_id[message_id]
+        assert message["Body"] == f'{{"order_id": {n}}}'
+        assert message["MessageAttributes"]["request_id"]["StringValue"] == f"req-{n}"
+
+
+def test_a_batch_entry_whose_md5_is_not_its_bodys_is_reported_failed(queues, aws_env, monkeypatch):
+    real_send = orchestrator.sqs.send
+
+    def second_md5_wrong(*args, **kwargs):
+        response = real_send(*args, **kwargs)
+        answer = orjson.loads(response.content)
+        answer["Successful"][1]["MD5OfMessageBody"] = "0" * 32
+        return HttpResponse(response.status_code, response.headers, orjson.dumps(answer))
+
+    monkeypatch.setattr(orchestrator.sqs, "send", second_md5_wrong)
+    client = make_sqs_client(load_settings(dict(os.environ)))
+    entries = [{"Id": str(n), "MessageBody": f"body-{n}"} for n in range(3)]
+    answer = client.send_message_batch(QueueUrl=queues.queue_url, Entries=entries)
+    assert sorted(e["Id"] for e in answer["Successful"]) == ["0", "2"]
+    (failed,) = answer["Failed"]
+    assert (failed["Id"], failed["Code"], failed["SenderFault"]) == ("1", "MD5Mismatch", False)
 
 
 def test_the_poller_runs_concurrent_batches_each_in_its_own_environment(sqs, queues, tmp_path):

@@ -41,14 +41,21 @@ def sweep(environ, service_keys, sqs):
     use_sweeper(None)
 
 
-def paged_overdue(orders) -> None:
-    pages = {None: ([overdue(1), overdue(2)], "next"), "next": ([overdue(3)], None)}
+def paged_overdue(orders, count: int = 3, page_size: int = 2) -> None:
+    """`count` overdue orders (ids 1..count), `page_size` to a page, cursors "p1", "p2", ..."""
 
     def answer(req, _m):
-        data, cursor = pages[req.query.get("cursor")]
-        return 200, {"data": data, "pagination": {"next_cursor": cursor, "limit": 2}}
+        page = int((req.query.get("cursor") or "p0")[1:])
+        ids = range(1 + page * page_size, 1 + min(count, (page + 1) * page_size))
+        cursor = f"p{page + 1}" if ids[-1] < count else None
+        return 200, {"data": [overdue(i) for i in ids], "pagination": {"next_cursor": cursor, "limit": page_size}}
 
     orders.on("GET", "/internal/payments/overdue", answer)
+
+
+def other_chores_answer(orders) -> None:
+    orders.on("POST", "/internal/reservations/expire", (200, {"count": 0}))
+    orders.on("POST", "/internal/idempotency-keys/purge", (200, {"purged": 0}))
 
 
 def test_sweep_republishes_expires_and_purges(sweep, orders, sqs):
@@ -60,6 +67,8 @@ def test_sweep_republishes_expires_and_purges(sweep, orders, sqs):
 
     assert report == {
         "overdue_found": 3,
+        "overdue_pages": 2,
+        "more_overdue": False,
         "payment_events_republished": 3,
         "payment_events_failed": 0,
         "reservations_expired": 2,
@@ -78,6 +87,28 @@ def test_sweep_republishes_expires_and_purges(sweep, orders, sqs):
     assert len(request_ids) == 1  # one id per sweep, also sent to orders-service
     assert first_page.headers["x-request-id"] in request_ids
     assert first_page.headers["authorization"].startswith("Bearer ")
+
+
+def test_pages_follow_one_another_until_the_last_and_events_go_in_batches(sweep, orders, sqs):
+    # 12 pages: more than any fixed number per run would need to be for a backlog this size.
+    paged_overdue(orders, count=23, page_size=2)
+    other_chores_answer(orders)
+    report = sweep()
+    assert (report["overdue_found"], report["overdue_pages"], report["more_overdue"]) == (23, 12, False)
+    assert report["payment_events_republished"] == 23
+    assert [b["order_id"] for b in sqs.bodies(QUEUE_URL)] == list(range(1, 24))
+    assert sqs.batch_sizes == [2] * 11 + [1]  # one SendMessageBatch per page
+
+
+def test_a_run_short_of_time_stops_paging_and_leaves_the_rest_to_the_next(sweep, orders, sqs):
+    paged_overdue(orders, count=6, page_size=2)
+    other_chores_answer(orders)
+    # 8 s and a 1.5 s margin: time for the first page, not for another one and the chores after it.
+    report = sweep(seconds=8.0)
+    assert (report["overdue_pages"], report["more_overdue"], report["failed_steps"]) == (1, True, [])
+    assert [b["order_id"] for b in sqs.bodies(QUEUE_URL)] == [1, 2]
+    assert orders.calls("POST", "/internal/reservations/expire")
+    assert orders.calls("POST", "/internal/idempotency-keys/purge")
 
 
 def test_a_failed_step_does_not_stop_the_others_and_the_run_reports_it(sweep, orders, sqs):
@@ -99,11 +130,23 @@ def test_steps_are_not_started_without_time_left(sweep, orders, sqs):
 
 def test_publish_failures_are_counted(sweep, orders, sqs):
     paged_overdue(orders)
-    orders.on("POST", "/internal/reservations/expire", (200, {"count": 0}))
-    orders.on("POST", "/internal/idempotency-keys/purge", (200, {"purged": 0}))
+    other_chores_answer(orders)
     sqs.failures = 1000
     report = sweep()
     assert report["payment_events_failed"] == 3 and report["payment_events_republished"] == 0
+
+
+def test_an_entry_sqs_refuses_is_counted_and_the_others_are_published(sweep, orders, sqs, log_lines):
+    paged_overdue(orders, count=4)
+    other_chores_answer(orders)
+    sqs.refuse = lambda entry: (
+        {"SenderFault": True, "Code": "InvalidParameterValue"} if '"order_id":3' in entry["MessageBody"] else None
+    )
+    report = sweep()
+    assert (report["payment_events_republished"], report["payment_events_failed"]) == (3, 1)
+    assert [b["order_id"] for b in sqs.bodies(QUEUE_URL)] == [1, 2, 4]
+    (deferred,) = [line for line in log_lines() if line["message"] == "payment_event_deferred"]
+    assert deferred["order_id"] == 3 and "InvalidParameterValue" in deferred["error"]
 
 
 def test_sweep_logs_its_counts(sweep, orders, log_lines):

@@ -5,6 +5,10 @@
    every order stuck in `PROCESSING` with no claim for `PAYMENT_PROCESSING_GRACE_SECONDS` (its
    consumer died, or its message went to the DLQ). Publishing twice is harmless: the payments
    Lambda claims before it charges, and the gateway charges an attempt once (docs/payments.md).
+   Events go ten to a SendMessageBatch call, and pages follow one another while the run has
+   time for another page and for the chores after it: a backlog (an SQS outage, orders
+   confirmed past the BFF) is worked off at the queue's pace, not a fixed number per run. What
+   one run cannot reach, the next one takes up.
 2. Expire reservations of orders left `CREATED` too long (orders-service decides which).
 3. Purge expired idempotency keys.
 """
@@ -14,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from servicekit.deadline import ensure_time_for
+from servicekit.deadline import ensure_time_for, has_time_for
 from servicekit.http_client import ServiceClient
 
 from ..clients import ORDERS_SERVICE
@@ -22,14 +26,17 @@ from ..downstream import read_reply
 from ..observability import count, logger
 from ..payment_events import PaymentEventPublisher, PaymentRequested
 
-MAX_OVERDUE_PAGES = 10
 # What a step needs left in the invocation to be started (one page, one call: usually milliseconds).
 STEP_RESERVE_SECONDS = 3.0
+# Another page of overdue payments is fetched only with time left for it and the two chores after.
+NEXT_PAGE_RESERVE_SECONDS = 3 * STEP_RESERVE_SECONDS
 
 
 @dataclass
 class SweepReport:
     overdue_found: int = 0
+    overdue_pages: int = 0
+    more_overdue: bool = False  # the run's time ran out before the last page: the next run goes on
     payment_events_republished: int = 0
     payment_events_failed: int = 0
     reservations_expired: int = 0
@@ -88,9 +95,7 @@ class Sweeper:
 
     def _republish_overdue_payments(self, report: SweepReport) -> None:
         cursor: str | None = None
-        for page_number in range(MAX_OVERDUE_PAGES):
-            if page_number:
-                ensure_time_for("republish_overdue_payments", STEP_RESERVE_SECONDS)
+        while True:
             params: dict[str, Any] = {
                 "older_than_seconds": self.grace_seconds,
                 "processing_older_than_seconds": self.processing_grace_seconds,
@@ -99,9 +104,9 @@ class Sweeper:
             if cursor:
                 params["cursor"] = cursor
             page = read_reply(self.orders.request("GET", "/internal/payments/overdue", params=params), ORDERS_SERVICE)
-            for overdue in page.body.get("data") or []:
-                report.overdue_found += 1
-                event = PaymentRequested.for_order(
+            report.overdue_pages += 1
+            events = [
+                PaymentRequested.for_order(
                     {
                         "id": overdue["order_id"],
                         "customer_id": overdue["customer_id"],
@@ -109,12 +114,19 @@ class Sweeper:
                     },
                     correlation_id=f"sweeper-{overdue['order_id']}",
                 )
-                if self.publisher.publish(event).published:
+                for overdue in page.body.get("data") or []
+            ]
+            report.overdue_found += len(events)
+            for result in self.publisher.publish_all(events):
+                if result.published:
                     report.payment_events_republished += 1
                 else:
                     report.payment_events_failed += 1
             cursor = (page.body.get("pagination") or {}).get("next_cursor")
             if not cursor:
+                return
+            if not has_time_for(NEXT_PAGE_RESERVE_SECONDS):
+                report.more_overdue = True
                 return
 
     def _expire_reservations(self, report: SweepReport) -> None:
