@@ -1,7 +1,8 @@
 """SQS: SendMessage and SendMessageBatch with a bounded number of retries, and the message
 attribute shapes.
 
-Every call is one HTTPS POST in SQS's JSON protocol (`AmazonSQS.SendMessage`), signed with
+Every call is one HTTPS POST in SQS's JSON protocol (`AmazonSQS.SendMessage`,
+`AmazonSQS.SendMessageBatch`), signed with
 botocore's own Signature V4 signer (`botocore.auth`), over a keep-alive urllib3 pool (servicekit's
 transport, `servicekit.http_client.send`). Not
 botocore's client: making one imports its waiter and documentation machinery and parses its
@@ -268,8 +269,10 @@ class SqsSender:
             else:
                 errors.update(dict.fromkeys(pending, "SendMessageBatch: the entry is not in the answer"))
                 for sent in answer.get("Successful") or []:
-                    if pending.pop(sent["Id"], None) is not None:
-                        results[sent["Id"]] = BatchSendResult(message_id=sent["MessageId"])
+                    entry_id, message_id = sent.get("Id"), sent.get("MessageId")
+                    if entry_id in pending and message_id:
+                        pending.pop(entry_id)
+                        results[entry_id] = BatchSendResult(message_id=message_id)
                 for refused in answer.get("Failed") or []:
                     entry_id = refused.get("Id")
                     if entry_id not in pending:
