@@ -5,9 +5,10 @@ real server."""
 from __future__ import annotations
 
 import datetime
+import http.client
 import json
-import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import moto.backends
@@ -101,13 +102,10 @@ def test_install_swaps_them_in(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(moto.sqs.models, "unix_time_millis", moto.sqs.models.unix_time_millis)
     monkeypatch.setattr(moto.backends, "list_of_moto_modules", moto.backends.list_of_moto_modules)
     monkeypatch.setattr(moto.sqs.models.Queue, "attributes", ORIGINAL_ATTRIBUTES)
-    werkzeug_logger = logging.getLogger("werkzeug")
-    monkeypatch.setattr(werkzeug_logger, "level", werkzeug_logger.level)
     moto_sqs.install()
     assert moto.sqs.models.unix_time_millis is moto_sqs.epoch_millis
     assert "sqs" in moto.backends.list_of_moto_modules()
     assert isinstance(_queue("q").attributes, moto_sqs.QueueAttributes)
-    assert not werkzeug_logger.isEnabledFor(logging.INFO) and werkzeug_logger.isEnabledFor(logging.WARNING)
 
 
 def test_install_refuses_a_moto_without_what_it_swaps(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,3 +178,45 @@ def test_counts_and_content_deduplication_on_the_real_server(moto_server) -> Non
     assert _count(client, fifo, "ApproximateNumberOfMessages") == 1
     for queue_url in (url, fifo):
         client.delete_queue(QueueUrl=queue_url)
+
+
+# What moto dispatches on: the JSON protocol's target, and the service in the credential scope.
+SQS_JSON_HEADERS = {
+    "Content-Type": "application/x-amz-json-1.0",
+    "X-Amz-Target": "AmazonSQS.SendMessage",
+    "Authorization": "AWS4-HMAC-SHA256 Credential=l/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, "
+    "Signature=0",
+}
+
+
+def test_the_server_keeps_a_connection_open_across_requests_and_long_polls(moto_server) -> None:
+    """One TCP connection carries several SQS calls (Werkzeug's server closed it after each), and
+    a long poll in flight on another connection holds up none of them."""
+    port = int(moto_server.rsplit(":", 1)[1])
+    client = boto3.client(
+        "sqs", endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="l", aws_secret_access_key="l"
+    )
+    url = client.create_queue(QueueName=f"keepalive-{time.monotonic_ns()}")["QueueUrl"]
+    empty = client.create_queue(QueueName=f"empty-{time.monotonic_ns()}")["QueueUrl"]
+    with ThreadPoolExecutor(1) as pool:
+        polling = pool.submit(client.receive_message, QueueUrl=empty, WaitTimeSeconds=2)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        started = time.monotonic()
+        for n in range(3):
+            body = json.dumps({"QueueUrl": url, "MessageBody": f"m{n}"})
+            connection.request(
+                "POST",
+                "/",
+                body,
+                SQS_JSON_HEADERS,
+            )
+            answer = connection.getresponse()
+            assert answer.status == 200 and json.loads(answer.read())["MessageId"]
+            assert answer.getheader("Connection") != "close"
+            if n == 0:
+                local_port = connection.sock.getsockname()[1]
+            assert connection.sock is not None and connection.sock.getsockname()[1] == local_port  # the same one
+        assert time.monotonic() - started < 1.5  # not queued behind the long poll
+        connection.close()
+        assert polling.result().get("Messages") is None
+    assert _count(client, url, "ApproximateNumberOfMessages") == 3

@@ -1,7 +1,7 @@
 """moto's server (`python -m moto.server`) for the local stack, without four per-request costs.
 
 moto stands in for SQS locally; in AWS none of this runs. Profiled under the bench's BFF load
-(bench/README.md, "moto under a backlog"), four of moto 5.2's costs are work that real SQS does
+(bench/README.md, "moto under a backlog"), three of moto 5.2's costs are work that real SQS does
 not do per request:
 
 - `Message.visible` and `Message.delayed` read the clock through `moto.core.utils.unix_time_millis`,
@@ -17,26 +17,35 @@ not do per request:
   `ApproximateNumberOf*` entries it then throws away: 40 % of moto's CPU per send with a few
   thousand messages queued. The attributes are still built by moto's own property, but those three
   counts are made when they are read (`QueueAttributes`), as GetQueueAttributes does.
-- Werkzeug logs one access line per request to stderr (moto's errors are still logged).
+
+The fourth is the server: moto serves its WSGI application with Werkzeug's development server,
+which closes every connection after its answer on purpose, so every SendMessage and
+ReceiveMessage opened a TCP connection (a name lookup and a connect on the client, a new thread
+in moto). Here it runs under gunicorn instead (one process, so one in-memory SQS; threads for concurrent requests and
+long polls), which keeps connections open and answers in one send (`servicekit.gunicorn_response`).
 
 The replacements return what the originals return (tests/test_moto_sqs.py compares them); the
 queue semantics (visibility, delays, redrive) are moto's own, which the SQS integration tests run
-against this server. Run as `python -m orchestrator.local.moto_sqs -H HOST -p PORT`: moto's own
-command line.
+against this server. Run as `python -m orchestrator.local.moto_sqs -H HOST -p PORT` (moto's own
+`-H` and `-p`).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import functools
-import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import moto.backends
 import moto.sqs.models
+from gunicorn.app.base import BaseApplication
 from moto.core import utils as moto_utils
+
+from servicekit import gunicorn_response
 
 
 def epoch_millis(dt: datetime.datetime | None = None) -> float:
@@ -110,15 +119,50 @@ def install() -> None:
     moto.sqs.models.unix_time_millis = epoch_millis  # the name SQS's models call
     moto.backends.list_of_moto_modules = listed_once(moto.backends.list_of_moto_modules)
     queue.attributes = counted_when_read(queue.attributes)
-    # Errors still reach the log; one line per request would be most of it, and costs a write each.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
-def main() -> None:
+# Threads serve requests at once, long polls included (up to 20 s each: the payments poller keeps
+# a few open); idle keep-alive connections hold no thread.
+SERVER_THREADS = 32
+
+
+class MotoServer(BaseApplication):
+    """moto's WSGI application in one gunicorn worker process (moto keeps SQS in its memory)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.options = {
+            "bind": f"{host}:{port}",
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": SERVER_THREADS,
+            "keepalive": 75,  # longer than the clients' pools keep an idle connection
+            "timeout": 120,
+            "graceful_timeout": 2,  # a long poll in flight is not worth waiting for at shutdown
+            "accesslog": None,  # one line per request would be most of the log; errors still go to stderr
+            "loglevel": "warning",
+            "control_socket_disable": True,
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in self.options.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Any:
+        from moto.server import DomainDispatcherApplication, create_backend_app
+
+        return DomainDispatcherApplication(create_backend_app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="moto's SQS for the local stack")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", "5000")))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds its queue URLs with it
     install()
-    from moto.server import main as moto_main
-
-    moto_main()
+    gunicorn_response.install()
+    MotoServer(args.host, args.port).run()
 
 
 if __name__ == "__main__":
