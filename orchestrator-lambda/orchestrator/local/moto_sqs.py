@@ -135,7 +135,8 @@ class MotoServer(BaseApplication):
             "workers": 1,
             "worker_class": "gthread",
             "threads": SERVER_THREADS,
-            "keepalive": 75,  # longer than the clients' pools keep an idle connection
+            # An idle connection is closed after this; urllib3's pools see that before reusing one.
+            "keepalive": 75,
             "timeout": 120,
             "graceful_timeout": 2,  # a long poll in flight is not worth waiting for at shutdown
             "accesslog": None,  # one line per request would be most of the log; errors still go to stderr
