@@ -220,7 +220,7 @@ class SqsSender:
 
     def send(self, queue_url: str, body: str, attributes: Mapping[str, Mapping[str, Any]] | None = None) -> str:
         """Send one message; returns its MessageId or raises `SqsSendFailed` after the retries."""
-        attrs = dict(list((attributes or {}).items())[:MAX_MESSAGE_ATTRIBUTES])
+        attrs = _capped_attributes(attributes)
         attempts = 1 + self.max_retries
         last_error = "no attempt made"
         for attempt in range(1, attempts + 1):
@@ -238,8 +238,11 @@ class SqsSender:
                     "sqs_send_failed", extra={"queue_url": queue_url, "attempt": attempt, "error": last_error}
                 )
             if attempt < attempts:
-                self.sleep(capped(self.backoff_seconds * (2 ** (attempt - 1))))
+                self._back_off(attempt)
         raise SqsSendFailed(last_error)
+
+    def _back_off(self, attempt: int) -> None:
+        self.sleep(capped(self.backoff_seconds * (2 ** (attempt - 1))))
 
     def send_batch(self, queue_url: str, messages: Sequence[OutgoingMessage]) -> list[BatchSendResult]:
         """Send messages in SendMessageBatch calls of up to ten, each with the retries `send` has;
@@ -291,7 +294,7 @@ class SqsSender:
             if not pending:
                 break
             if attempt < attempts:
-                self.sleep(capped(self.backoff_seconds * (2 ** (attempt - 1))))
+                self._back_off(attempt)
         for entry_id in pending:
             results[entry_id] = BatchSendResult(error=errors[entry_id])
         return [results[str(index)] for index in range(len(messages))]
@@ -299,7 +302,12 @@ class SqsSender:
 
 def _batch_entry(entry_id: str, message: OutgoingMessage) -> dict[str, Any]:
     entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message.body}
-    attributes = dict(list((message.attributes or {}).items())[:MAX_MESSAGE_ATTRIBUTES])
+    attributes = _capped_attributes(message.attributes)
     if attributes:
         entry["MessageAttributes"] = attributes
     return entry
+
+
+def _capped_attributes(attributes: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Mapping[str, Any]]:
+    """The first `MAX_MESSAGE_ATTRIBUTES` (SQS refuses a message with more)."""
+    return dict(list((attributes or {}).items())[:MAX_MESSAGE_ATTRIBUTES])

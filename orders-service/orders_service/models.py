@@ -38,6 +38,13 @@ SUCCEEDED, FAILED = "SUCCEEDED", "FAILED"
 PAYMENT_STATUSES = (NOT_REQUESTED, PENDING, PROCESSING, SUCCEEDED, FAILED)
 
 
+def new_order_state(now: datetime, *, confirmed: bool) -> dict[str, object]:
+    """A new order's status fields: CREATED, or (a placement) CONFIRMED at once, payment PENDING."""
+    if confirmed:
+        return {"status": CONFIRMED, "payment_status": PENDING, "confirmed_at": now}
+    return {"status": CREATED, "payment_status": NOT_REQUESTED, "confirmed_at": None}
+
+
 class Base(DeclarativeBase):
     pass
 

@@ -30,13 +30,13 @@ from servicekit.db import mysql_error_code
 from .models import (
     CONFIRMED,
     CREATED,
-    NOT_REQUESTED,
     PENDING,
     PROCESSING,
     cart_items_table,
     carts_table,
     deleted_customers_table,
     idempotency_keys_table,
+    new_order_state,
     order_items_table,
     orders_table,
     products_table,
@@ -427,11 +427,9 @@ def insert_order(session: Session, *, customer_id: int, total_cents: int, now: d
     """A new order, CREATED; or, `confirmed`, CONFIRMED at once with its payment PENDING (a placement)."""
     params = {
         "customer_id": customer_id,
-        "status": CONFIRMED if confirmed else CREATED,
-        "payment_status": PENDING if confirmed else NOT_REQUESTED,
         "total_cents": total_cents,
         "now": now,
-        "confirmed_at": now if confirmed else None,
+        **new_order_state(now, confirmed=confirmed),
     }
     return int(run(session, INSERT_ORDER, params).lastrowid)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from servicekit.timeutil import iso_utc
 
-from ..models import CONFIRMED, CREATED, NOT_REQUESTED, PENDING
+from ..models import new_order_state
 
 
 def _fields(row: Any) -> Mapping[str, Any]:
@@ -66,11 +66,9 @@ def new_order_view(
         {
             "id": order_id,
             "customer_id": customer_id,
-            "status": CONFIRMED if confirmed else CREATED,
-            "payment_status": PENDING if confirmed else NOT_REQUESTED,
+            **new_order_state(now, confirmed=confirmed),
             "total_cents": total_cents,
             "created_at": now,
-            "confirmed_at": now if confirmed else None,
             "paid_at": None,
             "canceled_at": None,
             "cancel_reason": None,
