@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from servicekit.auth import ServiceTokenMinter, TokenVerifier
-from servicekit.db import make_engine, make_session_factory, ping
+from servicekit.db import make_engine, ping
 from servicekit.http_client import ServiceClient
 from servicekit.logging import configure_logging
 from servicekit.replay import ReplayMiddleware
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     context = ServiceContext(
         settings=settings,
-        session_factory=make_session_factory(engine),
+        connect=engine.connect,
         customers=CustomerDirectory(customers_client, cache_ttl_seconds=settings.customer_cache_ttl_seconds),
     )
     verifier = TokenVerifier(
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         service_keys=settings.service_jwt_public_keys,
         callers=CALLERS,
         # A deleted customer's user tokens are refused from the moment its tombstone is here.
-        customer_gone=lambda customer_id: customer_gone(context.session_factory, customer_id),
+        customer_gone=lambda customer_id: customer_gone(context.connect, customer_id),
     )
     app, api = create_service_app(
         SERVICE_NAME,

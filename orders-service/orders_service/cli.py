@@ -12,7 +12,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from servicekit.db import make_engine, make_session_factory, transaction
+from servicekit.db import make_engine, transaction
 from servicekit.timeutil import utcnow
 
 from . import repository as repo
@@ -49,17 +49,17 @@ def seed_demo(url: str | None = None) -> list[str]:
     engine = make_engine(url, pool_size=1, max_overflow=0)
     try:
 
-        def work(session) -> list[str]:
-            existing = repo.existing_skus(session, (p["sku"] for p in DEMO_PRODUCTS))
+        def work(conn) -> list[str]:
+            existing = repo.existing_skus(conn, (p["sku"] for p in DEMO_PRODUCTS))
             added = []
             now = utcnow()
             for product in DEMO_PRODUCTS:
                 if product["sku"] not in existing:
-                    repo.insert_product(session, now=now, **product)
+                    repo.insert_product(conn, now=now, **product)
                     added.append(product["sku"])
             return added
 
-        return transaction(make_session_factory(engine), work)
+        return transaction(engine.connect, work)
     finally:
         engine.dispose()
 

@@ -1,4 +1,4 @@
-"""Small query functions over orders_db. Each takes the request's Session and never commits.
+"""Small query functions over orders_db. Each takes the request's Connection and never commits.
 
 Two kinds of statement, each written once:
 - the hot paths' (create, confirm, cancel, the payment claim and outcome, idempotency keys) are
@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Row, and_, delete, insert, literal, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, and_, delete, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from servicekit.db import mysql_error_code
 
@@ -176,9 +175,9 @@ def _take_stocks_statement(count: int) -> Statement:
     return Statement(f"UPDATE products SET stock = {stock}, updated_at = :now WHERE id IN :ids")
 
 
-def _upsert(session: Session, table, values: Mapping[str, Any], key: Sequence[str], update_columns: Sequence[str]):
+def _upsert(conn: Connection, table, values: Mapping[str, Any], key: Sequence[str], update_columns: Sequence[str]):
     """INSERT, or UPDATE `update_columns` when the key exists (MySQL/MariaDB or SQLite)."""
-    if session.get_bind().dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite":
         stmt = sqlite_insert(table).values(**values)
         stmt = stmt.on_conflict_do_update(
             index_elements=list(key), set_={c: getattr(stmt.excluded, c) for c in update_columns}
@@ -186,14 +185,14 @@ def _upsert(session: Session, table, values: Mapping[str, Any], key: Sequence[st
     else:
         stmt = mysql_insert(table).values(**values)
         stmt = stmt.on_duplicate_key_update({c: getattr(stmt.inserted, c) for c in update_columns})
-    session.execute(stmt)
+    conn.execute(stmt)
 
 
 # --- Products ---------------------------------------------------------------------------------
 
 
-def insert_product(session: Session, *, sku: str, name: str, price_cents: int, stock: int, now: datetime) -> int:
-    result = session.execute(
+def insert_product(conn: Connection, *, sku: str, name: str, price_cents: int, stock: int, now: datetime) -> int:
+    result = conn.execute(
         insert(products).values(
             sku=sku,
             name=name,
@@ -207,17 +206,17 @@ def insert_product(session: Session, *, sku: str, name: str, price_cents: int, s
     return int(result.inserted_primary_key[0])
 
 
-def get_product(session: Session, product_id: int) -> Row | None:
-    return session.execute(select(*PRODUCT_COLUMNS).where(products.c.id == product_id)).first()
+def get_product(conn: Connection, product_id: int) -> Row | None:
+    return conn.execute(select(*PRODUCT_COLUMNS).where(products.c.id == product_id)).first()
 
 
-def product_exists(session: Session, product_id: int) -> bool:
-    return session.execute(select(products.c.id).where(products.c.id == product_id)).first() is not None
+def product_exists(conn: Connection, product_id: int) -> bool:
+    return conn.execute(select(products.c.id).where(products.c.id == product_id)).first() is not None
 
 
-def product_exists_and_customer_deleted(session: Session, product_id: int, customer_id: int) -> tuple[bool, bool]:
+def product_exists_and_customer_deleted(conn: Connection, product_id: int, customer_id: int) -> tuple[bool, bool]:
     """(the product exists, the customer has a tombstone), in one round trip."""
-    row = session.execute(
+    row = conn.execute(
         select(
             select(products.c.id).where(products.c.id == product_id).scalar_subquery().label("product_id"),
             select(literal(1))
@@ -229,25 +228,25 @@ def product_exists_and_customer_deleted(session: Session, product_id: int, custo
     return row.product_id is not None, row.customer_deleted is not None
 
 
-def list_products(session: Session, *, after_id: int | None, limit: int) -> list[Row]:
+def list_products(conn: Connection, *, after_id: int | None, limit: int) -> list[Row]:
     stmt = select(*PRODUCT_COLUMNS).order_by(products.c.id).limit(limit)
     if after_id is not None:
         stmt = stmt.where(products.c.id > after_id)
-    return list(session.execute(stmt))
+    return list(conn.execute(stmt))
 
 
-def existing_skus(session: Session, skus: Iterable[str]) -> set[str]:
-    return set(session.execute(select(products.c.sku).where(products.c.sku.in_(list(skus)))).scalars())
+def existing_skus(conn: Connection, skus: Iterable[str]) -> set[str]:
+    return set(conn.execute(select(products.c.sku).where(products.c.sku.in_(list(skus)))).scalars())
 
 
-def update_product(session: Session, product_id: int, changes: Mapping[str, Any], now: datetime) -> bool:
-    result = session.execute(update(products).where(products.c.id == product_id).values(**changes, updated_at=now))
+def update_product(conn: Connection, product_id: int, changes: Mapping[str, Any], now: datetime) -> bool:
+    result = conn.execute(update(products).where(products.c.id == product_id).values(**changes, updated_at=now))
     return result.rowcount > 0
 
 
-def add_stock(session: Session, product_id: int, qty: int, now: datetime) -> bool:
+def add_stock(conn: Connection, product_id: int, qty: int, now: datetime) -> bool:
     """Restock: one atomic UPDATE, and the delivery is counted in stock_received."""
-    result = session.execute(
+    result = conn.execute(
         update(products)
         .where(products.c.id == product_id)
         .values(
@@ -259,7 +258,7 @@ def add_stock(session: Session, product_id: int, qty: int, now: datetime) -> boo
     return result.rowcount > 0
 
 
-def lock_products(session: Session, product_ids: Iterable[int], *, customer_id: int) -> list[Row]:
+def lock_products(conn: Connection, product_ids: Iterable[int], *, customer_id: int) -> list[Row]:
     """Lock the products of one reservation in id order (one fixed order: no lock cycles).
 
     Every row also carries `customer_deleted` (1 if the customer ordering has a tombstone, else
@@ -267,18 +266,18 @@ def lock_products(session: Session, product_ids: Iterable[int], *, customer_id: 
     ids = sorted(product_ids)
     if not ids:
         return []
-    return list(run(session, LOCK_PRODUCTS, {"ids": ids, "customer_id": customer_id}))
+    return list(run(conn, LOCK_PRODUCTS, {"ids": ids, "customer_id": customer_id}))
 
 
-def read_products(session: Session, product_ids: Iterable[int], *, customer_id: int) -> list[Row]:
+def read_products(conn: Connection, product_ids: Iterable[int], *, customer_id: int) -> list[Row]:
     """`lock_products` without the locks: a plain read of the last committed rows."""
     ids = sorted(product_ids)
     if not ids:
         return []
-    return list(run(session, READ_PRODUCTS, {"ids": ids, "customer_id": customer_id}))
+    return list(run(conn, READ_PRODUCTS, {"ids": ids, "customer_id": customer_id}))
 
 
-def take_stock_with_commit(session: Session, taken: Mapping[int, tuple[int, int]], now: datetime) -> None:
+def take_stock_with_commit(conn: Connection, taken: Mapping[int, tuple[int, int]], now: datetime) -> None:
     """Take `qty` from each product `{product_id: (qty, price_cents)}` in one UPDATE sent with the
     COMMIT (`run_with_commit`, the write that may wait: it locks the rows, in primary key order
     like `lock_products`), so a hot product's row is held for no round trip of ours at all.
@@ -290,14 +289,14 @@ def take_stock_with_commit(session: Session, taken: Mapping[int, tuple[int, int]
     if len(taken) == 1:
         ((product_id, (qty, price_cents)),) = taken.items()
         params: dict[str, Any] = {"product_id": product_id, "qty": qty, "price_cents": price_cents, "now": now}
-        run_with_commit(session, TAKE_ONE_STOCK, params, may_wait=True)
+        run_with_commit(conn, TAKE_ONE_STOCK, params, may_wait=True)
         return
     ids = sorted(taken)
     params = {"ids": ids, "now": now}
     for i, product_id in enumerate(ids):
         params[f"id_{i}"] = product_id
         params[f"qty_{i}"], params[f"price_{i}"] = taken[product_id]
-    run_with_commit(session, _take_stocks_statement(len(ids)), params, may_wait=True)
+    run_with_commit(conn, _take_stocks_statement(len(ids)), params, may_wait=True)
 
 
 STOCK_CHECK = "ck_products_stock_non_negative"  # models.Product; the migrations create it too
@@ -314,7 +313,7 @@ def missed_stock_condition(exc: BaseException) -> bool:
     return False
 
 
-def change_stock(session: Session, delta_by_product: Mapping[int, int], now: datetime) -> None:
+def change_stock(conn: Connection, delta_by_product: Mapping[int, int], now: datetime) -> None:
     """Add a (possibly negative) delta to several products' stock in one UPDATE.
 
     The rows are updated in primary key order, so a release takes its locks in the same
@@ -324,45 +323,45 @@ def change_stock(session: Session, delta_by_product: Mapping[int, int], now: dat
         return
     if len(delta_by_product) == 1:
         ((product_id, delta_qty),) = delta_by_product.items()
-        run(session, ADD_TO_ONE_STOCK, {"product_id": product_id, "delta": delta_qty, "now": now})
+        run(conn, ADD_TO_ONE_STOCK, {"product_id": product_id, "delta": delta_qty, "now": now})
         return
     ids = sorted(delta_by_product)
     params: dict[str, Any] = {"ids": ids, "now": now}
     for i, product_id in enumerate(ids):
         params[f"id_{i}"] = product_id
         params[f"delta_{i}"] = delta_by_product[product_id]
-    run(session, _change_stocks_statement(len(ids)), params)
+    run(conn, _change_stocks_statement(len(ids)), params)
 
 
 # --- Deleted customers ------------------------------------------------------------------------
 
 
-def record_deleted_customer(session: Session, customer_id: int, now: datetime) -> datetime:
+def record_deleted_customer(conn: Connection, customer_id: int, now: datetime) -> datetime:
     """Insert the customer's tombstone unless it exists (idempotent); its `deleted_at`, which is
     when the first report of the deletion was recorded."""
-    if session.get_bind().dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite":
         stmt = sqlite_insert(deleted_customers).values(customer_id=customer_id, deleted_at=now)
         stmt = stmt.on_conflict_do_nothing(index_elements=["customer_id"])
     else:
         stmt = mysql_insert(deleted_customers).values(customer_id=customer_id, deleted_at=now)
         stmt = stmt.on_duplicate_key_update(customer_id=stmt.inserted.customer_id)  # a no-op: keep the first
-    session.execute(stmt)
+    conn.execute(stmt)
     stmt = select(deleted_customers.c.deleted_at).where(deleted_customers.c.customer_id == customer_id)
-    return session.execute(stmt).scalar_one()
+    return conn.execute(stmt).scalar_one()
 
 
-def customer_deleted(session: Session, customer_id: int) -> bool:
+def customer_deleted(conn: Connection, customer_id: int) -> bool:
     stmt = select(deleted_customers.c.customer_id).where(deleted_customers.c.customer_id == customer_id)
-    return session.execute(stmt).first() is not None
+    return conn.execute(stmt).first() is not None
 
 
 # --- Carts ------------------------------------------------------------------------------------
 
 
-def lock_or_create_cart(session: Session, customer_id: int, now: datetime) -> None:
+def lock_or_create_cart(conn: Connection, customer_id: int, now: datetime) -> None:
     """Create the customer's cart row if needed and hold its lock until commit."""
     _upsert(
-        session,
+        conn,
         carts,
         {"customer_id": customer_id, "created_at": now, "updated_at": now},
         key=("customer_id",),
@@ -370,13 +369,13 @@ def lock_or_create_cart(session: Session, customer_id: int, now: datetime) -> No
     )
 
 
-def lock_cart(session: Session, customer_id: int) -> bool:
+def lock_cart(conn: Connection, customer_id: int) -> bool:
     """Lock the customer's cart row; False when the customer never had a cart."""
     stmt = select(carts.c.customer_id).where(carts.c.customer_id == customer_id).with_for_update()
-    return session.execute(stmt).first() is not None
+    return conn.execute(stmt).first() is not None
 
 
-def cart_lines(session: Session, customer_id: int) -> list[Row]:
+def cart_lines(conn: Connection, customer_id: int) -> list[Row]:
     stmt = (
         select(
             cart_items.c.product_id,
@@ -389,22 +388,22 @@ def cart_lines(session: Session, customer_id: int) -> list[Row]:
         .where(cart_items.c.customer_id == customer_id)
         .order_by(cart_items.c.product_id)
     )
-    return list(session.execute(stmt))
+    return list(conn.execute(stmt))
 
 
-def cart_quantities(session: Session, customer_id: int) -> dict[int, int]:
+def cart_quantities(conn: Connection, customer_id: int) -> dict[int, int]:
     stmt = select(cart_items.c.product_id, cart_items.c.qty).where(cart_items.c.customer_id == customer_id)
-    return {row.product_id: row.qty for row in session.execute(stmt)}
+    return {row.product_id: row.qty for row in conn.execute(stmt)}
 
 
-def cart_product_ids(session: Session, customer_id: int) -> set[int]:
+def cart_product_ids(conn: Connection, customer_id: int) -> set[int]:
     stmt = select(cart_items.c.product_id).where(cart_items.c.customer_id == customer_id)
-    return set(session.execute(stmt).scalars())
+    return set(conn.execute(stmt).scalars())
 
 
-def put_cart_item(session: Session, customer_id: int, product_id: int, qty: int, now: datetime) -> None:
+def put_cart_item(conn: Connection, customer_id: int, product_id: int, qty: int, now: datetime) -> None:
     _upsert(
-        session,
+        conn,
         cart_items,
         {"customer_id": customer_id, "product_id": product_id, "qty": qty, "created_at": now, "updated_at": now},
         key=("customer_id", "product_id"),
@@ -412,10 +411,10 @@ def put_cart_item(session: Session, customer_id: int, product_id: int, qty: int,
     )
 
 
-def delete_cart_items(session: Session, customer_id: int, product_ids: Iterable[int]) -> None:
+def delete_cart_items(conn: Connection, customer_id: int, product_ids: Iterable[int]) -> None:
     ids = sorted(product_ids)
     if ids:
-        session.execute(
+        conn.execute(
             delete(cart_items).where(cart_items.c.customer_id == customer_id, cart_items.c.product_id.in_(ids))
         )
 
@@ -423,7 +422,7 @@ def delete_cart_items(session: Session, customer_id: int, product_ids: Iterable[
 # --- Orders -----------------------------------------------------------------------------------
 
 
-def insert_order(session: Session, *, customer_id: int, total_cents: int, now: datetime, confirmed: bool) -> int:
+def insert_order(conn: Connection, *, customer_id: int, total_cents: int, now: datetime, confirmed: bool) -> int:
     """A new order, CREATED; or, `confirmed`, CONFIRMED at once with its payment PENDING (a placement)."""
     params = {
         "customer_id": customer_id,
@@ -431,48 +430,48 @@ def insert_order(session: Session, *, customer_id: int, total_cents: int, now: d
         "now": now,
         **new_order_state(now, confirmed=confirmed),
     }
-    return int(run(session, INSERT_ORDER, params).lastrowid)
+    return int(run(conn, INSERT_ORDER, params).lastrowid)
 
 
-def insert_order_items(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_order_items(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """The lines, sent with the COMMIT (`run_with_commit`): the caller holds the locks of their
     products, and of their order (its own new row), so they wait for nobody."""
-    run_with_commit(session, INSERT_ORDER_ITEM, list(rows))
+    run_with_commit(conn, INSERT_ORDER_ITEM, list(rows))
 
 
-def get_order(session: Session, order_id: int) -> Row | None:
-    return session.execute(select(*ORDER_COLUMNS).where(orders.c.id == order_id)).first()
+def get_order(conn: Connection, order_id: int) -> Row | None:
+    return conn.execute(select(*ORDER_COLUMNS).where(orders.c.id == order_id)).first()
 
 
-def lock_order(session: Session, order_id: int) -> Row | None:
+def lock_order(conn: Connection, order_id: int) -> Row | None:
     """The order's row lock: every transition of one order is serialised on it."""
-    return run(session, LOCK_ORDER, {"order_id": order_id}).first()
+    return run(conn, LOCK_ORDER, {"order_id": order_id}).first()
 
 
-def lock_order_with_items(session: Session, order_id: int, *, nowait: bool = False) -> tuple[Row | None, list[Row]]:
+def lock_order_with_items(conn: Connection, order_id: int, *, nowait: bool = False) -> tuple[Row | None, list[Row]]:
     """`lock_order` and the order's lines in one round trip (the lines' locks are harmless: they
     never change, and every transition of the order is serialised on the order row anyway)."""
-    rows = list(run(session, LOCK_ORDER_WITH_ITEMS_NOWAIT if nowait else LOCK_ORDER_WITH_ITEMS, {"order_id": order_id}))
+    rows = list(run(conn, LOCK_ORDER_WITH_ITEMS_NOWAIT if nowait else LOCK_ORDER_WITH_ITEMS, {"order_id": order_id}))
     if not rows:
         return None, []
     return rows[0], sorted((row for row in rows if row.product_id is not None), key=lambda row: row.product_id)
 
 
-def items_by_order(session: Session, order_ids: Sequence[int]) -> dict[int, list[Row]]:
+def items_by_order(conn: Connection, order_ids: Sequence[int]) -> dict[int, list[Row]]:
     """The lines of many orders in one query (no N+1 on lists)."""
     grouped: dict[int, list[Row]] = {order_id: [] for order_id in order_ids}
     if not order_ids:
         return grouped
-    for row in run(session, ITEMS_OF_ORDERS, {"order_ids": list(order_ids)}):
+    for row in run(conn, ITEMS_OF_ORDERS, {"order_ids": list(order_ids)}):
         grouped[row.order_id].append(row)
     return grouped
 
 
-def set_order_fields(session: Session, order_id: int, now: datetime, **fields: Any) -> None:
+def set_order_fields(conn: Connection, order_id: int, now: datetime, **fields: Any) -> None:
     """Sent with the COMMIT (`run_with_commit`): every caller holds the order's row lock already
     (`lock_order`), and none reads the order again in the same transaction."""
     statement = _set_order_fields_statement(tuple(sorted(fields)))
-    run_with_commit(session, statement, {**fields, "order_id": order_id, "updated_at": now})
+    run_with_commit(conn, statement, {**fields, "order_id": order_id, "updated_at": now})
 
 
 @dataclass(frozen=True)
@@ -483,7 +482,7 @@ class OrderFilter:
     created_to: datetime | None = None  # exclusive
 
 
-def list_orders(session: Session, where: OrderFilter, *, before_id: int | None, limit: int) -> list[Row]:
+def list_orders(conn: Connection, where: OrderFilter, *, before_id: int | None, limit: int) -> list[Row]:
     """Newest first by id; keyset pagination on id."""
     stmt = select(*ORDER_COLUMNS).order_by(orders.c.id.desc()).limit(limit)
     if where.customer_id is not None:
@@ -496,11 +495,11 @@ def list_orders(session: Session, where: OrderFilter, *, before_id: int | None, 
         stmt = stmt.where(orders.c.created_at < where.created_to)
     if before_id is not None:
         stmt = stmt.where(orders.c.id < before_id)
-    return list(session.execute(stmt))
+    return list(conn.execute(stmt))
 
 
 def overdue_payments(
-    session: Session,
+    conn: Connection,
     *,
     confirmed_before: datetime,
     claimed_before: datetime,
@@ -530,43 +529,43 @@ def overdue_payments(
     )
     if after is not None:
         stmt = stmt.where(tuple_(orders.c.confirmed_at, orders.c.id) > tuple_(*after))
-    return list(session.execute(stmt))
+    return list(conn.execute(stmt))
 
 
-def stale_reservation_ids(session: Session, *, created_before: datetime, limit: int) -> list[int]:
+def stale_reservation_ids(conn: Connection, *, created_before: datetime, limit: int) -> list[int]:
     stmt = (
         select(orders.c.id)
         .where(orders.c.status == CREATED, orders.c.created_at < created_before)
         .order_by(orders.c.created_at, orders.c.id)
         .limit(limit)
     )
-    return list(session.execute(stmt).scalars())
+    return list(conn.execute(stmt).scalars())
 
 
 # --- Idempotency keys -------------------------------------------------------------------------
 
 
-def find_idempotency_key(session: Session, scope_hash: str) -> Row | None:
-    return run(session, FIND_IDEMPOTENCY_KEY, {"scope_hash": scope_hash}).first()
+def find_idempotency_key(conn: Connection, scope_hash: str) -> Row | None:
+    return run(conn, FIND_IDEMPOTENCY_KEY, {"scope_hash": scope_hash}).first()
 
 
 def insert_idempotency_key(
-    session: Session, key: KeyRow, *, now: datetime, expires_at: datetime, response: tuple[int, str] | None = None
+    conn: Connection, key: KeyRow, *, now: datetime, expires_at: datetime, response: tuple[int, str] | None = None
 ) -> int:
     """The key's row: a claim (no response yet), or with `response` (status, body) a completed one."""
     params = _idempotency_key_params(key, now, expires_at, response)
     return int(
-        run(session, INSERT_IDEMPOTENCY_KEY if response is None else INSERT_COMPLETED_IDEMPOTENCY_KEY, params).lastrowid
+        run(conn, INSERT_IDEMPOTENCY_KEY if response is None else INSERT_COMPLETED_IDEMPOTENCY_KEY, params).lastrowid
     )
 
 
 def insert_completed_idempotency_key_with_commit(
-    session: Session, key: KeyRow, *, now: datetime, expires_at: datetime, response: tuple[int, str]
+    conn: Connection, key: KeyRow, *, now: datetime, expires_at: datetime, response: tuple[int, str]
 ) -> None:
     """The key's row with its response (status, body), sent with the COMMIT: a twin's row with
     the same scope makes the COMMIT fail with a duplicate key (or, while the twin's transaction
     is still open, a lock wait timeout), and nothing is committed."""
-    run_with_commit(session, INSERT_COMPLETED_IDEMPOTENCY_KEY, _idempotency_key_params(key, now, expires_at, response))
+    run_with_commit(conn, INSERT_COMPLETED_IDEMPOTENCY_KEY, _idempotency_key_params(key, now, expires_at, response))
 
 
 class KeyRow(Protocol):
@@ -596,27 +595,27 @@ def _idempotency_key_params(
     return params
 
 
-def store_idempotent_response(session: Session, key_id: int, status: int, body: str) -> None:
+def store_idempotent_response(conn: Connection, key_id: int, status: int, body: str) -> None:
     """Sent with the COMMIT: the key's row is this transaction's own claim."""
-    run_with_commit(session, STORE_IDEMPOTENT_RESPONSE, {"key_id": key_id, "status": status, "body": body})
+    run_with_commit(conn, STORE_IDEMPOTENT_RESPONSE, {"key_id": key_id, "status": status, "body": body})
 
 
-def delete_idempotency_key(session: Session, key_id: int, *, with_commit: bool = False) -> None:
+def delete_idempotency_key(conn: Connection, key_id: int, *, with_commit: bool = False) -> None:
     """Now, or sent with the COMMIT (`with_commit`, for this transaction's own claim)."""
-    (run_with_commit if with_commit else run)(session, DELETE_IDEMPOTENCY_KEY, {"key_id": key_id})
+    (run_with_commit if with_commit else run)(conn, DELETE_IDEMPOTENCY_KEY, {"key_id": key_id})
 
 
-def expired_idempotency_key_ids(session: Session, now: datetime, limit: int) -> list[int]:
+def expired_idempotency_key_ids(conn: Connection, now: datetime, limit: int) -> list[int]:
     stmt = (
         select(idempotency_keys.c.id)
         .where(idempotency_keys.c.expires_at <= now)
         .order_by(idempotency_keys.c.expires_at)
         .limit(limit)
     )
-    return list(session.execute(stmt).scalars())
+    return list(conn.execute(stmt).scalars())
 
 
-def delete_idempotency_keys(session: Session, key_ids: Sequence[int]) -> int:
+def delete_idempotency_keys(conn: Connection, key_ids: Sequence[int]) -> int:
     if not key_ids:
         return 0
-    return session.execute(delete(idempotency_keys).where(idempotency_keys.c.id.in_(list(key_ids)))).rowcount
+    return conn.execute(delete(idempotency_keys).where(idempotency_keys.c.id.in_(list(key_ids)))).rowcount

@@ -5,7 +5,7 @@ of CPU more per execution inside a request than the same SQL through
 `Connection.exec_driver_sql`: as much again as the round trip's own client CPU
 (bench/README.md, "Statements"). So the statements of create, confirm, cancel, claim and the
 idempotency keys are plain SQL with `:name` parameters, in the SQL that MariaDB/MySQL and SQLite
-share, run with `exec_driver_sql` on the session's connection: the same transaction,
+share, run with `exec_driver_sql` on the unit of work's Connection: the same transaction,
 SQLAlchemy's error wrapping (and invalidation of a dead connection), the same cursor events.
 
 What differs between the two databases is decided here and nowhere else:
@@ -27,8 +27,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, TextClause, bindparam, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, CursorResult, TextClause, bindparam, text
 
 from servicekit.db import send_with_commit
 
@@ -79,23 +78,22 @@ class Statement:
         return clause
 
 
-def run(session: Session, statement: Statement, params: Params) -> CursorResult[Any]:
-    """Run `statement` in the session's transaction: once, or for each mapping of a sequence
+def run(conn: Connection, statement: Statement, params: Params) -> CursorResult[Any]:
+    """Run `statement` in `conn`'s transaction: once, or for each mapping of a sequence
     (the driver batches an INSERT's rows into one statement)."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite":
         sample = params if isinstance(params, Mapping) else params[0]
-        return connection.execute(statement.sqlite_clause(sample), params)
-    return connection.exec_driver_sql(statement._pyformat, params)
+        return conn.execute(statement.sqlite_clause(sample), params)
+    return conn.exec_driver_sql(statement._pyformat, params)
 
 
-def run_with_commit(session: Session, statement: Statement, params: Params, *, may_wait: bool = False) -> None:
+def run_with_commit(conn: Connection, statement: Statement, params: Params, *, may_wait: bool = False) -> None:
     """`run`, for a write whose answer nobody reads, sent to the server with this transaction's
     COMMIT in one round trip (MariaDB/MySQL: `send_with_commit` says which writes qualify, and
     which one `may_wait` for a contended lock); SQLite, where a round trip costs nothing, runs it
     now."""
-    if session.connection().dialect.name == "sqlite":
-        run(session, statement, params)
+    if conn.dialect.name == "sqlite":
+        run(conn, statement, params)
         return
     for row in [params] if isinstance(params, Mapping) else params:
-        send_with_commit(session, statement._pyformat, row, may_wait=may_wait)
+        send_with_commit(conn, statement._pyformat, row, may_wait=may_wait)

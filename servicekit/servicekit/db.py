@@ -10,6 +10,9 @@
 - SQLite (the `make run` default when no database is configured): every transaction starts
   with `BEGIN IMMEDIATE`, which takes the write lock up front, so read-check-write sequences
   are serialised the way row locks serialise them on MySQL.
+- A unit of work runs on what `open_unit` opens: an ORM `Session` (a `sessionmaker`), or a Core
+  `Connection` (`engine.connect`) where nothing of the ORM is used; the Connection costs a
+  request about 10 % less CPU (orders-service, bench/README.md "Issue 9, stop 20").
 - `transaction()` retries a unit of work that hit a deadlock or lock wait timeout: locking
   in a fixed order makes these rare, and a retry makes them invisible to clients.
 - A database outage is a 503, never a 500 (docs/database-outages.md): `is_database_unavailable`
@@ -38,7 +41,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -50,6 +53,8 @@ from .logging import log_event
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# What a unit of work runs on: an ORM Session, or a Core Connection (see the module's docstring).
+Unit = TypeVar("Unit", Session, Connection)
 
 # MySQL error numbers worth retrying the whole transaction for.
 MYSQL_DEADLOCK = 1213
@@ -233,7 +238,7 @@ _FAILED_IN_BATCH = "servicekit_failed_in_commit_batch"
 
 
 def send_with_commit(
-    session: Session, sql: str, params: Mapping[str, Any] | None = None, *, may_wait: bool = False
+    unit: Session | Connection, sql: str, params: Mapping[str, Any] | None = None, *, may_wait: bool = False
 ) -> None:
     """Queue a write (`%(name)s` parameters) to reach the server with this transaction's COMMIT,
     in the same round trip, instead of on its own now (MySQL engines from `make_engine` only).
@@ -244,9 +249,9 @@ def send_with_commit(
     the batch's first answer on the hub and reads the others in C; the writes after it may only
     wait briefly (a row this transaction has locked already, or one that only other commit
     batches hold). The server stops at the first statement that fails; its error is raised by
-    `session.commit()` and nothing is committed. Queued writes run after every statement sent
+    the unit's `commit()` and nothing is committed. Queued writes run after every statement sent
     before the commit, in the order queued."""
-    dbapi_connection = session.connection().connection.dbapi_connection
+    dbapi_connection = connection_of(unit).connection.dbapi_connection
     queued = getattr(dbapi_connection, _AT_COMMIT, None)
     if queued is None:
         raise RuntimeError("send_with_commit needs a MySQL engine made by servicekit.db.make_engine")
@@ -453,68 +458,79 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return is_connection_lost(exc) or mysql_error_code(exc) in MYSQL_UNAVAILABLE_ERRORS
 
 
+def connection_of(unit: Session | Connection) -> Connection:
+    """The Core Connection a unit of work runs its statements on, in its transaction (begun
+    here if no statement has begun it yet, so a write queued for the COMMIT has one to go with)."""
+    if isinstance(unit, Connection):
+        if not unit.in_transaction():
+            unit.begin()
+        return unit
+    return unit.connection()
+
+
 @contextmanager
-def unit_of_work(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+def unit_of_work(open_unit: Callable[[], Unit]) -> Iterator[Unit]:
     """One transaction: the caller commits explicitly; anything else is rolled back."""
-    session = session_factory()
+    unit = open_unit()
     try:
-        yield session
+        yield unit
     finally:
         try:
-            session.rollback()
+            unit.rollback()  # nothing is sent when the transaction has ended already
         except DBAPIError as exc:
             # The connection is gone, and the server drops its open transaction by itself;
             # raising here would hide what the unit of work raised or returned.
             if not is_connection_lost(exc):
                 raise
         finally:
-            session.close()
+            unit.close()
 
 
 def transaction(
-    session_factory: sessionmaker[Session],
-    work: Callable[[Session], T],
+    open_unit: Callable[[], Unit],
+    work: Callable[[Unit], T],
     *,
     attempts: int = 4,
 ) -> T:
-    """Run `work(session)` and commit once.
+    """Run `work(unit)` on a unit `open_unit()` opens (a Session or a Connection) and commit once.
 
-    `work` runs again from scratch (so it must have no effect outside the session) when:
+    `work` runs again from scratch (so it must have no effect outside the unit) when:
     - a deadlock or lock wait timeout rolled it back (up to `attempts` runs in all);
     - its connection was found dead before COMMIT was sent (one more run): the server never
       committed it, and the pool has dropped every connection as old as the dead one.
     A connection lost *during* COMMIT is raised as is (a 503): the outcome is unknown.
     """
-    return _run(session_factory, work, commit=True, attempts=attempts)
+    return _run(open_unit, work, commit=True, attempts=attempts)
 
 
 def read(
-    session_factory: sessionmaker[Session],
-    work: Callable[[Session], T],
+    open_unit: Callable[[], Unit],
+    work: Callable[[Unit], T],
     *,
     attempts: int = 4,
 ) -> T:
-    """Run `work(session)` in a transaction that is rolled back, never committed: for reads.
+    """Run `work(unit)` in a transaction that is rolled back, never committed: for reads.
 
     Retried like `transaction()`; with no COMMIT, a lost connection is always safe to retry."""
-    return _run(session_factory, work, commit=False, attempts=attempts)
+    return _run(open_unit, work, commit=False, attempts=attempts)
 
 
-def _run(session_factory: sessionmaker[Session], work: Callable[[Session], T], *, commit: bool, attempts: int) -> T:
+def _run(open_unit: Callable[[], Unit], work: Callable[[Unit], T], *, commit: bool, attempts: int) -> T:
     runs = 0
     reconnected = False
     while True:
         runs += 1
         committing = False
         try:
-            with unit_of_work(session_factory) as session:
-                result = work(session)
+            with unit_of_work(open_unit) as unit:
+                result = work(unit)
                 if commit:
-                    # Every statement but COMMIT goes out here, so a failure past this line is
-                    # COMMIT's own.
-                    session.flush()
+                    if isinstance(unit, Session):
+                        # Every statement but COMMIT goes out here, so a failure past this line
+                        # is COMMIT's own (a Connection has sent its statements already).
+                        unit.flush()
                     committing = True
-                    session.commit()
+                    unit.commit()
                 return result
         except DBAPIError as exc:
             # A lock wait timeout in writes sent with COMMIT is not run again: the holder has kept

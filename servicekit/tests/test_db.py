@@ -25,18 +25,33 @@ except ImportError:  # PyMySQL only: the fallback
 
 
 @pytest.fixture(scope="module")
-def session_factory():
+def engine():
     database = ThrowawayDatabase("servicekit")
     engine = make_engine(database.url, lock_wait_timeout_seconds=5)
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE counters (id INT PRIMARY KEY, value INT NOT NULL)"))
         conn.execute(text("INSERT INTO counters VALUES (1, 0), (2, 0)"))
-    yield make_session_factory(engine)
+    yield engine
     engine.dispose()
     database.drop()
 
 
-def test_opposite_lock_order_deadlock_is_retried_and_both_apply(session_factory):
+UNITS = ["session", "connection"]
+
+
+def unit_opener(engine, unit: str):
+    """What a unit of work runs on: an ORM Session, or a Core Connection (orders-service's)."""
+    return make_session_factory(engine) if unit == "session" else engine.connect
+
+
+@pytest.fixture(params=UNITS)
+def open_unit(request, engine):
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE counters SET value = 0"))
+    return unit_opener(engine, request.param)
+
+
+def test_opposite_lock_order_deadlock_is_retried_and_both_apply(open_unit):
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
     attempts = {"a": 0, "b": 0}
@@ -50,7 +65,7 @@ def test_opposite_lock_order_deadlock_is_retried_and_both_apply(session_factory)
             session.execute(text("UPDATE counters SET value = value + 1 WHERE id = :id"), {"id": second})
 
         try:
-            transaction(session_factory, work)
+            transaction(open_unit, work)
         except BaseException as exc:  # surfaced to the assertion below
             errors.append(exc)
 
@@ -64,29 +79,29 @@ def test_opposite_lock_order_deadlock_is_retried_and_both_apply(session_factory)
         thread.join(30)
     assert not errors
     assert attempts["a"] + attempts["b"] == 3  # exactly one of them was the deadlock victim and retried
-    with session_factory() as session:
+    with open_unit() as session:
         values = session.execute(text("SELECT value FROM counters ORDER BY id")).scalars().all()
     assert values == [2, 2]
 
 
-def test_rollback_when_work_raises(session_factory):
+def test_rollback_when_work_raises(open_unit):
     def work(session):
         session.execute(text("UPDATE counters SET value = value + 100 WHERE id = 1"))
         raise ValueError("business rule")
 
-    with session_factory() as session:
+    with open_unit() as session:
         before = session.execute(text("SELECT value FROM counters WHERE id = 1")).scalar_one()
     with pytest.raises(ValueError):
-        transaction(session_factory, work)
-    with session_factory() as session:
+        transaction(open_unit, work)
+    with open_unit() as session:
         assert session.execute(text("SELECT value FROM counters WHERE id = 1")).scalar_one() == before
 
 
-def test_duplicate_key_is_recognised(session_factory):
+def test_duplicate_key_is_recognised(open_unit):
     from sqlalchemy.exc import IntegrityError
 
     with pytest.raises(IntegrityError) as info:
-        transaction(session_factory, lambda s: s.execute(text("INSERT INTO counters VALUES (1, 0)")))
+        transaction(open_unit, lambda s: s.execute(text("INSERT INTO counters VALUES (1, 0)")))
     assert is_duplicate_key(info.value)
 
 
@@ -125,14 +140,15 @@ def test_a_driver_choice_that_cannot_be_met_is_a_config_error(monkeypatch):
 DRIVERS = ["pymysql", pytest.param("mysqlclient", marks=pytest.mark.skipif(MySQLdb is None, reason="no mysqlclient"))]
 
 
+@pytest.mark.parametrize("unit", UNITS)
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_a_committed_connection_goes_back_to_the_pool_without_a_rollback(session_factory, monkeypatch, driver):
+def test_a_committed_connection_goes_back_to_the_pool_without_a_rollback(engine, monkeypatch, driver, unit):
     """One round trip saved per request: the pool's ROLLBACK on check-in is skipped when the
     connection's last COMMIT or ROLLBACK left it idle (PyMySQL: the server's status flag;
     mysqlclient: a mark kept by servicekit.db), and still sent when a transaction is open."""
     monkeypatch.setenv(DRIVER_VARIABLE, driver)
-    engine = make_engine(session_factory.kw["bind"].url, pool_size=1, max_overflow=0)
-    factory = make_session_factory(engine)
+    engine = make_engine(engine.url, pool_size=1, max_overflow=0)
+    factory = unit_opener(engine, unit)
     assert engine.dialect.driver == ("mysqldb" if driver == "mysqlclient" else "pymysql")
 
     def rollbacks() -> int:

@@ -63,9 +63,10 @@ def engine(request, database, monkeypatch):
     engine.dispose()
 
 
-@pytest.fixture
-def session_factory(engine):
-    return make_session_factory(engine)
+@pytest.fixture(params=["session", "connection"])
+def session_factory(request, engine):
+    """What the unit of work runs on: an ORM Session, or a Core Connection (orders-service's)."""
+    return make_session_factory(engine) if request.param == "session" else engine.connect
 
 
 def counters(session_factory) -> dict[int, int]:

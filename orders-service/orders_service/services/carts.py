@@ -38,9 +38,7 @@ def cart_owner(principal: Principal, requested_customer_id: int | None) -> int:
 
 def get_cart(ctx: ServiceContext, principal: Principal, requested_customer_id: int | None) -> dict[str, Any]:
     customer_id = cart_owner(principal, requested_customer_id)
-    return transaction(
-        ctx.session_factory, lambda session: cart_view(customer_id, repo.cart_lines(session, customer_id))
-    )
+    return transaction(ctx.connect, lambda conn: cart_view(customer_id, repo.cart_lines(conn, customer_id)))
 
 
 def put_cart_item(
@@ -53,22 +51,22 @@ def put_cart_item(
     customer_id = cart_owner(principal, requested_customer_id)
     ctx.customers.ensure_exists(customer_id)
 
-    def work(session):
+    def work(conn):
         now = utcnow()
-        product_found, customer_deleted = repo.product_exists_and_customer_deleted(session, product_id, customer_id)
+        product_found, customer_deleted = repo.product_exists_and_customer_deleted(conn, product_id, customer_id)
         if customer_deleted:
             raise CustomerDeleted(customer_id)
         if not product_found:
             raise not_found("product", product_id)
-        repo.lock_or_create_cart(session, customer_id, now)
-        in_cart = repo.cart_product_ids(session, customer_id)
+        repo.lock_or_create_cart(conn, customer_id, now)
+        in_cart = repo.cart_product_ids(conn, customer_id)
         if product_id not in in_cart and len(in_cart) >= MAX_CART_ITEMS:
             raise validation_error({"product_id": [f"A cart holds at most {MAX_CART_ITEMS} distinct products."]})
-        repo.put_cart_item(session, customer_id, product_id, qty, now)
-        return cart_view(customer_id, repo.cart_lines(session, customer_id))
+        repo.put_cart_item(conn, customer_id, product_id, qty, now)
+        return cart_view(customer_id, repo.cart_lines(conn, customer_id))
 
     try:
-        return transaction(ctx.session_factory, work)
+        return transaction(ctx.connect, work)
     except CustomerDeleted:
         ctx.customers.forget(customer_id)
         raise
@@ -80,11 +78,11 @@ def remove_cart_item(
     """Remove one product from the cart; removing one that is not there is not an error."""
     customer_id = cart_owner(principal, requested_customer_id)
 
-    def work(session):
-        if not repo.product_exists(session, product_id):
+    def work(conn):
+        if not repo.product_exists(conn, product_id):
             raise not_found("product", product_id)
-        if repo.lock_cart(session, customer_id):
-            repo.delete_cart_items(session, customer_id, [product_id])
-        return cart_view(customer_id, repo.cart_lines(session, customer_id))
+        if repo.lock_cart(conn, customer_id):
+            repo.delete_cart_items(conn, customer_id, [product_id])
+        return cart_view(customer_id, repo.cart_lines(conn, customer_id))
 
-    return transaction(ctx.session_factory, work)
+    return transaction(ctx.connect, work)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection
 
 from ..config import Settings
 from .customers import CustomerDirectory
@@ -14,6 +15,6 @@ from .idempotency import ReplayCache
 @dataclass(frozen=True)
 class ServiceContext:
     settings: Settings
-    session_factory: sessionmaker[Session]
+    connect: Callable[[], Connection]
     customers: CustomerDirectory
     replays: ReplayCache = field(default_factory=ReplayCache)

@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection
 
 from servicekit.db import read, transaction
 from servicekit.http_client import DependencyUnavailable, ServiceClient
@@ -40,17 +41,15 @@ log = logging.getLogger(__name__)
 
 def record_deletion(ctx: ServiceContext, customer_id: int) -> dict[str, Any]:
     """Store the customer's tombstone (idempotent: a repeated report keeps the first time)."""
-    deleted_at = transaction(
-        ctx.session_factory, lambda session: repo.record_deleted_customer(session, customer_id, utcnow())
-    )
+    deleted_at = transaction(ctx.connect, lambda conn: repo.record_deleted_customer(conn, customer_id, utcnow()))
     ctx.customers.forget(customer_id)  # this worker; the others drop it when they meet the tombstone
     return {"customer_id": customer_id, "deleted_at": iso_utc(deleted_at)}
 
 
-def customer_gone(session_factory: sessionmaker[Session], customer_id: int) -> bool:
+def customer_gone(connect: Callable[[], Connection], customer_id: int) -> bool:
     """Whether customers-service reported this customer deleted: its users' tokens are refused
     (docs/auth.md). One primary-key read; asked only for customer users' own tokens."""
-    return read(session_factory, lambda session: repo.customer_deleted(session, customer_id))
+    return read(connect, lambda conn: repo.customer_deleted(conn, customer_id))
 
 
 class CustomerDirectory:

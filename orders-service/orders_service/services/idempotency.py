@@ -45,8 +45,8 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 import orjson
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
 from servicekit.db import (
     MYSQL_LOCK_WAIT_TIMEOUT,
@@ -89,58 +89,58 @@ class LockLast:
     (a Problem, or an exception of the caller's); the whole transaction is rolled back then."""
 
     outcome: Outcome
-    finish: Callable[[Session], None]
+    finish: Callable[[Connection], None]
 
 
-Work = Callable[[Session], "Outcome | LockLast"]
+Work = Callable[[Connection], "Outcome | LockLast"]
 
 
-def _split(result: Outcome | LockLast) -> tuple[Outcome, Callable[[Session], None] | None]:
+def _split(result: Outcome | LockLast) -> tuple[Outcome, Callable[[Connection], None] | None]:
     return (result.outcome, result.finish) if isinstance(result, LockLast) else (result, None)
 
 
-def _unguarded(work: Work) -> Callable[[Session], Outcome]:
-    def run(session: Session) -> Outcome:
-        outcome, finish = _split(work(session))
+def _unguarded(work: Work) -> Callable[[Connection], Outcome]:
+    def run(conn: Connection) -> Outcome:
+        outcome, finish = _split(work(conn))
         if finish is not None:
-            finish(session)
+            finish(conn)
         return outcome
 
     return run
 
 
 def replay_if_stored(
-    session_factory: sessionmaker[Session], request: IdempotentRequest | None, cache: ReplayCache | None = None
+    connect: Callable[[], Connection], request: IdempotentRequest | None, cache: ReplayCache | None = None
 ) -> Outcome | None:
     """The stored outcome when this key already completed (422 if for another request)."""
     if request is None:
         return None
-    return read(session_factory, lambda session: _stored_replay(session, request, cache))
+    return read(connect, lambda conn: _stored_replay(conn, request, cache))
 
 
-def _stored_replay(session: Session, request: IdempotentRequest, cache: ReplayCache | None) -> Outcome | None:
+def _stored_replay(conn: Connection, request: IdempotentRequest, cache: ReplayCache | None) -> Outcome | None:
     """The outcome to replay when this key's row holds a live, completed answer (422 if for
     another request); None when there is no such row."""
-    stored = repo.find_idempotency_key(session, request.scope_hash)
+    stored = repo.find_idempotency_key(conn, request.scope_hash)
     if stored is None or stored.response_status is None or stored.expires_at <= utcnow():
         return None
     return _replay(stored, request, cache)
 
 
-def _replay_or_clear(session: Session, request: IdempotentRequest, cache: ReplayCache | None) -> Outcome | None:
+def _replay_or_clear(conn: Connection, request: IdempotentRequest, cache: ReplayCache | None) -> Outcome | None:
     """After a duplicate key (the twin's row is committed): its outcome to replay, or None (claim
     again) when the row was purged meanwhile, or has expired and is deleted here."""
-    stored = repo.find_idempotency_key(session, request.scope_hash)
+    stored = repo.find_idempotency_key(conn, request.scope_hash)
     if stored is None:
         return None
     if stored.expires_at > utcnow():
         return _replay(stored, request, cache)
-    repo.delete_idempotency_key(session, stored.id)  # expired but not purged yet
+    repo.delete_idempotency_key(conn, stored.id)  # expired but not purged yet
     return None
 
 
 def run_once(
-    session_factory: sessionmaker[Session],
+    connect: Callable[[], Connection],
     request: IdempotentRequest | None,
     work: Work,
     *,
@@ -150,24 +150,24 @@ def run_once(
 ) -> Outcome:
     """Run `work` in one transaction guarded by the key (or unguarded when there is no key)."""
     if request is None:
-        return transaction(session_factory, _unguarded(work))
+        return transaction(connect, _unguarded(work))
     if claim_last:
-        return _run_claiming_last(session_factory, request, work, ttl_seconds, cache)
+        return _run_claiming_last(connect, request, work, ttl_seconds, cache)
 
-    def guarded(session: Session) -> Outcome:
-        claim = _claim(session, request, ttl_seconds, cache)
+    def guarded(conn: Connection) -> Outcome:
+        claim = _claim(conn, request, ttl_seconds, cache)
         if isinstance(claim, Outcome):
             return claim
-        outcome, finish = _split(work(session))
+        outcome, finish = _split(work(conn))
         if finish is not None:
-            finish(session)  # first: its writes sent with the COMMIT may wait for locks, the key's not
+            finish(conn)  # first: its writes sent with the COMMIT may wait for locks, the key's not
         if 200 <= outcome.status < 300:
-            repo.store_idempotent_response(session, claim, outcome.status, orjson.dumps(outcome.body).decode())
+            repo.store_idempotent_response(conn, claim, outcome.status, orjson.dumps(outcome.body).decode())
         else:
-            repo.delete_idempotency_key(session, claim, with_commit=True)
+            repo.delete_idempotency_key(conn, claim, with_commit=True)
         return outcome
 
-    return transaction(session_factory, guarded)
+    return transaction(connect, guarded)
 
 
 class _ReplayInstead(Exception):
@@ -179,7 +179,7 @@ class _ReplayInstead(Exception):
 
 
 def _run_claiming_last(
-    session_factory: sessionmaker[Session],
+    connect: Callable[[], Connection],
     request: IdempotentRequest,
     work: Work,
     ttl_seconds: int,
@@ -187,34 +187,34 @@ def _run_claiming_last(
 ) -> Outcome:
     key_with_commit = False
 
-    def guarded(session: Session) -> Outcome:
+    def guarded(conn: Connection) -> Outcome:
         nonlocal key_with_commit
         key_with_commit = False
         try:
-            outcome, finish = _split(work(session))
+            outcome, finish = _split(work(conn))
         except Problem:
-            replay = _stored_replay(session, request, cache)
+            replay = _stored_replay(conn, request, cache)
             if replay is not None:
                 raise _ReplayInstead(replay) from None
             raise
         if 200 <= outcome.status < 300:
             body = orjson.dumps(outcome.body).decode()
             if finish is None:
-                _store_with_commit(session, request, ttl_seconds, (outcome.status, body))
+                _store_with_commit(conn, request, ttl_seconds, (outcome.status, body))
                 key_with_commit = True
             else:
                 # The key's own round trip, before `finish` takes the contended locks: a twin
                 # holding the key is waited for (or found completed) with none of them held.
-                claim = _claim(session, request, ttl_seconds, cache, response=(outcome.status, body))
+                claim = _claim(conn, request, ttl_seconds, cache, response=(outcome.status, body))
                 if isinstance(claim, Outcome):
                     raise _ReplayInstead(claim)
         if finish is not None:
-            finish(session)  # our key row is not committed: a problem here is not a twin's answer
+            finish(conn)  # our key row is not committed: a problem here is not a twin's answer
         return outcome  # not a 2xx: nothing stored, as with the claim first
 
     for _ in range(3):
         try:
-            return transaction(session_factory, guarded)
+            return transaction(connect, guarded)
         except _ReplayInstead as replay:
             return replay.outcome
         except IntegrityError as exc:
@@ -226,19 +226,19 @@ def _run_claiming_last(
                 raise idempotency_in_flight() from None
             raise
         # The COMMIT failed on our key: a twin's row has it. Everything of ours was rolled back.
-        replay = transaction(session_factory, lambda session: _replay_or_clear(session, request, cache))
+        replay = transaction(connect, lambda conn: _replay_or_clear(conn, request, cache))
         if replay is not None:
             return replay
     raise idempotency_in_flight()
 
 
 def lock_or_replay(
-    session: Session,
+    conn: Connection,
     request: IdempotentRequest,
     cache: ReplayCache | None,
-    lock: Callable[[Session, bool], T],
+    lock: Callable[[Connection, bool], T],
 ) -> T:
-    """The first statement of a `claim_last` unit of work: `lock(session, nowait)` takes the row
+    """The first statement of a `claim_last` unit of work: `lock(conn, nowait)` takes the row
     that every twin of the request locks first. When that row is busy, a completed twin's stored
     answer is replayed without waiting for the lock (read without a lock; the caller's
     transaction is rolled back); with none, it waits for the lock as usual.
@@ -247,27 +247,27 @@ def lock_or_replay(
     one after the other, each holding it for its own round trips: a retry storm's tail. A first
     try pays nothing more, unless the row is busy (one key lookup then)."""
     try:
-        return lock(session, True)
+        return lock(conn, True)
     except OperationalError as exc:
         if not is_lock_busy(exc):
             raise
-    replay = _stored_replay(session, request, cache)
+    replay = _stored_replay(conn, request, cache)
     if replay is not None:
         raise _ReplayInstead(replay)
-    return lock(session, False)
+    return lock(conn, False)
 
 
 def _store_with_commit(
-    session: Session, request: IdempotentRequest, ttl_seconds: int, response: tuple[int, str]
+    conn: Connection, request: IdempotentRequest, ttl_seconds: int, response: tuple[int, str]
 ) -> None:
     now = utcnow()
     repo.insert_completed_idempotency_key_with_commit(
-        session, request, now=now, expires_at=now + timedelta(seconds=ttl_seconds), response=response
+        conn, request, now=now, expires_at=now + timedelta(seconds=ttl_seconds), response=response
     )
 
 
 def _claim(
-    session: Session,
+    conn: Connection,
     request: IdempotentRequest,
     ttl_seconds: int,
     cache: ReplayCache | None = None,
@@ -280,7 +280,7 @@ def _claim(
     for _ in range(3):
         try:
             return repo.insert_idempotency_key(
-                session, request, now=now, expires_at=now + timedelta(seconds=ttl_seconds), response=response
+                conn, request, now=now, expires_at=now + timedelta(seconds=ttl_seconds), response=response
             )
         except IntegrityError as exc:
             if not is_duplicate_key(exc):
@@ -290,7 +290,7 @@ def _claim(
                 raise idempotency_in_flight() from None
             raise
         # The INSERT waited for the holder of this key to finish: what it stored is committed.
-        replay = _replay_or_clear(session, request, cache)
+        replay = _replay_or_clear(conn, request, cache)
         if replay is not None:
             return replay
     raise idempotency_in_flight()
@@ -307,15 +307,15 @@ def _replay(stored: Any, request: IdempotentRequest, cache: ReplayCache | None =
     return outcome
 
 
-def purge_expired(session_factory: sessionmaker[Session], *, batch_size: int = PURGE_BATCH_SIZE) -> int:
+def purge_expired(connect: Callable[[], Connection], *, batch_size: int = PURGE_BATCH_SIZE) -> int:
     """Delete keys past their expiry, in short batches so no transaction holds many locks."""
 
-    def purge_batch(session: Session) -> int:
-        return repo.delete_idempotency_keys(session, repo.expired_idempotency_key_ids(session, utcnow(), batch_size))
+    def purge_batch(conn: Connection) -> int:
+        return repo.delete_idempotency_keys(conn, repo.expired_idempotency_key_ids(conn, utcnow(), batch_size))
 
     purged = 0
     while True:
-        deleted = transaction(session_factory, purge_batch)
+        deleted = transaction(connect, purge_batch)
         purged += deleted
         if deleted < batch_size:
             return purged

@@ -24,9 +24,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Connection, Row
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from servicekit.auth import Principal
 from servicekit.db import transaction
@@ -97,7 +96,7 @@ def _create(
     try:
         ctx.customers.ensure_exists(customer_id)
     except Problem:
-        replay = idempotency.replay_if_stored(ctx.session_factory, request, ctx.replays)
+        replay = idempotency.replay_if_stored(ctx.connect, request, ctx.replays)
         if replay is not None:
             return replay
         raise
@@ -107,19 +106,19 @@ def _create(
     def run(lock_first: bool) -> Outcome:
         if from_cart:
 
-            def work(session: Session) -> Outcome | LockLast:
-                return _checkout_cart(session, customer_id, confirmed=confirmed, lock_first=lock_first)
+            def work(conn: Connection) -> Outcome | LockLast:
+                return _checkout_cart(conn, customer_id, confirmed=confirmed, lock_first=lock_first)
         else:
             wanted = {line["product_id"]: line["qty"] for line in body["items"]}
 
-            def work(session: Session) -> Outcome | LockLast:
-                return _reserve_and_create(session, customer_id, wanted, confirmed=confirmed, lock_first=lock_first)
+            def work(conn: Connection) -> Outcome | LockLast:
+                return _reserve_and_create(conn, customer_id, wanted, confirmed=confirmed, lock_first=lock_first)
 
         # Items store their key last, with the answer, before the stock is taken (the LockLast
         # step): one statement fewer, and none more under a hot product's lock. Checkout claims
         # its key first (the cart's lock comes right after); its stock is taken last all the same.
         return idempotency.run_once(
-            ctx.session_factory,
+            ctx.connect,
             request,
             work,
             ttl_seconds=ctx.settings.idempotency_ttl_seconds,
@@ -143,7 +142,7 @@ def _create(
 
 
 def _reserve_and_create(
-    session: Session, customer_id: int, wanted: dict[int, int], *, confirmed: bool, lock_first: bool = False
+    conn: Connection, customer_id: int, wanted: dict[int, int], *, confirmed: bool, lock_first: bool = False
 ) -> Outcome | LockLast:
     """Check, insert the order, take stock, insert its lines (with the COMMIT): four round trips
     whatever the size.
@@ -155,19 +154,17 @@ def _reserve_and_create(
     is stored. `lock_first` locks them before anything else instead: the fallback when that
     UPDATE missed a row."""
     if lock_first:
-        return Outcome(201, _lock_reserve_and_create(session, customer_id, wanted, confirmed=confirmed))
+        return Outcome(201, _lock_reserve_and_create(conn, customer_id, wanted, confirmed=confirmed))
     now = utcnow()
-    products = repo.read_products(session, wanted, customer_id=customer_id)
-    _check_products(session, customer_id, wanted, products)
+    products = repo.read_products(conn, wanted, customer_id=customer_id)
+    _check_products(conn, customer_id, wanted, products)
     total_cents = sum(product.price_cents * wanted[product.id] for product in products)
-    order_id = repo.insert_order(
-        session, customer_id=customer_id, total_cents=total_cents, now=now, confirmed=confirmed
-    )
+    order_id = repo.insert_order(conn, customer_id=customer_id, total_cents=total_cents, now=now, confirmed=confirmed)
     lines = _order_lines(order_id, wanted, products)
 
-    def take_stock_and_add_lines(session: Session) -> None:
-        repo.take_stock_with_commit(session, {p.id: (wanted[p.id], p.price_cents) for p in products}, now)
-        repo.insert_order_items(session, lines)
+    def take_stock_and_add_lines(conn: Connection) -> None:
+        repo.take_stock_with_commit(conn, {p.id: (wanted[p.id], p.price_cents) for p in products}, now)
+        repo.insert_order_items(conn, lines)
 
     return LockLast(
         Outcome(201, new_order_view(order_id, customer_id, total_cents, lines, now, confirmed=confirmed)),
@@ -175,11 +172,11 @@ def _reserve_and_create(
     )
 
 
-def _check_products(session: Session, customer_id: int, wanted: dict[int, int], products: list[Row]) -> None:
+def _check_products(conn: Connection, customer_id: int, wanted: dict[int, int], products: list[Row]) -> None:
     """404 for a deleted customer or a missing product, 409 for short stock."""
     # The tombstone rides on every product row; with no row (no product exists) it costs a read,
     # on that error path only, so a deleted customer is a customer 404 like an unknown one.
-    if products[0].customer_deleted if products else repo.customer_deleted(session, customer_id):
+    if products[0].customer_deleted if products else repo.customer_deleted(conn, customer_id):
         raise CustomerDeleted(customer_id)
     missing = sorted(set(wanted) - {row.id for row in products})
     if missing:
@@ -203,44 +200,42 @@ def _order_lines(order_id: int, wanted: dict[int, int], products: list[Row]) -> 
 
 
 def _lock_reserve_and_create(
-    session: Session, customer_id: int, wanted: dict[int, int], *, confirmed: bool
+    conn: Connection, customer_id: int, wanted: dict[int, int], *, confirmed: bool
 ) -> dict[str, Any]:
     """Lock, check, take stock, insert the order, then its lines with the COMMIT: four round trips
     whatever the size."""
     now = utcnow()
-    locked = repo.lock_products(session, wanted, customer_id=customer_id)
-    _check_products(session, customer_id, wanted, locked)
-    repo.change_stock(session, {product_id: -qty for product_id, qty in wanted.items()}, now)
+    locked = repo.lock_products(conn, wanted, customer_id=customer_id)
+    _check_products(conn, customer_id, wanted, locked)
+    repo.change_stock(conn, {product_id: -qty for product_id, qty in wanted.items()}, now)
     total_cents = sum(product.price_cents * wanted[product.id] for product in locked)
-    order_id = repo.insert_order(
-        session, customer_id=customer_id, total_cents=total_cents, now=now, confirmed=confirmed
-    )
+    order_id = repo.insert_order(conn, customer_id=customer_id, total_cents=total_cents, now=now, confirmed=confirmed)
     lines = _order_lines(order_id, wanted, locked)
-    repo.insert_order_items(session, lines)
+    repo.insert_order_items(conn, lines)
     return new_order_view(order_id, customer_id, total_cents, lines, now, confirmed=confirmed)
 
 
 def _checkout_cart(
-    session: Session, customer_id: int, *, confirmed: bool, lock_first: bool = False
+    conn: Connection, customer_id: int, *, confirmed: bool, lock_first: bool = False
 ) -> Outcome | LockLast:
     """Order what is in the cart and empty it, in the caller's transaction."""
-    wanted = repo.cart_quantities(session, customer_id) if repo.lock_cart(session, customer_id) else {}
+    wanted = repo.cart_quantities(conn, customer_id) if repo.lock_cart(conn, customer_id) else {}
     if not wanted:
         # Nothing to lock, so no tombstone column: read it, on this error path only.
-        if repo.customer_deleted(session, customer_id):
+        if repo.customer_deleted(conn, customer_id):
             raise CustomerDeleted(customer_id)
         raise cart_empty(customer_id)
-    created = _reserve_and_create(session, customer_id, wanted, confirmed=confirmed, lock_first=lock_first)
-    repo.delete_cart_items(session, customer_id, wanted)
+    created = _reserve_and_create(conn, customer_id, wanted, confirmed=confirmed, lock_first=lock_first)
+    repo.delete_cart_items(conn, customer_id, wanted)
     return created
 
 
 # --- Transitions ------------------------------------------------------------------------------
 
 
-def _lock_order_of(session: Session, principal: Principal, order_id: int) -> Row:
+def _lock_order_of(conn: Connection, principal: Principal, order_id: int) -> Row:
     """Lock the order; another customer's order is as invisible as a missing one (404)."""
-    order = repo.lock_order(session, order_id)
+    order = repo.lock_order(conn, order_id)
     if order is None or not principal.can_act_for(order.customer_id):
         raise not_found("order", order_id)
     return order
@@ -259,24 +254,24 @@ def confirm_order(ctx: ServiceContext, principal: Principal, order_id: int, idem
     if replay is not None:
         return replay
 
-    def lock(session: Session, nowait: bool) -> tuple[Row | None, list[Row]]:
-        return repo.lock_order_with_items(session, order_id, nowait=nowait)
+    def lock(conn: Connection, nowait: bool) -> tuple[Row | None, list[Row]]:
+        return repo.lock_order_with_items(conn, order_id, nowait=nowait)
 
-    def work(session: Session) -> Outcome:
+    def work(conn: Connection) -> Outcome:
         now = utcnow()
         # A retry of a completed confirm does not queue for the order's lock (`lock_or_replay`).
-        order, items = idempotency.lock_or_replay(session, request, ctx.replays, lock)
+        order, items = idempotency.lock_or_replay(conn, request, ctx.replays, lock)
         if order is None or not principal.can_act_for(order.customer_id):
             raise not_found("order", order_id)
         if order.status != CREATED:
             raise invalid_state_transition(order, "confirm")
         changes = {"status": CONFIRMED, "payment_status": PENDING, "confirmed_at": now}
-        repo.set_order_fields(session, order_id, now, **changes)
+        repo.set_order_fields(conn, order_id, now, **changes)
         return Outcome(200, order_view(order, items, **changes, updated_at=now))
 
     # The order's lock comes first and serialises twins: the key is stored last, with the answer.
     return idempotency.run_once(
-        ctx.session_factory,
+        ctx.connect,
         request,
         work,
         ttl_seconds=ctx.settings.idempotency_ttl_seconds,
@@ -298,9 +293,9 @@ def cancel_order(
         idempotency_key, caller=principal.identity, route=CANCEL_ROUTE, path_params={"order_id": order_id}, body={}
     )
 
-    def work(session: Session) -> Outcome:
+    def work(conn: Connection) -> Outcome:
         now = utcnow()
-        order = _lock_order_of(session, principal, order_id)
+        order = _lock_order_of(conn, principal, order_id)
         if order.status == CONFIRMED:
             if order.payment_status == PROCESSING:
                 raise payment_in_progress(order)
@@ -308,21 +303,21 @@ def cancel_order(
                 raise cancel_window_expired(order, ctx.settings.cancel_window_seconds)
         elif order.status != CREATED:
             raise invalid_state_transition(order, "cancel")
-        return Outcome(200, release_reservation(session, order, CANCEL_REASON_REQUESTED, now))
+        return Outcome(200, release_reservation(conn, order, CANCEL_REASON_REQUESTED, now))
 
     return idempotency.run_once(
-        ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
+        ctx.connect, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
     )
 
 
-def release_reservation(session: Session, order: Row, reason: str, now, **changes: Any) -> dict[str, Any]:
+def release_reservation(conn: Connection, order: Row, reason: str, now, **changes: Any) -> dict[str, Any]:
     """Cancel a locked, not yet canceled order and return its stock (exactly once: the status
     check and this change happen under the same order row lock)."""
     assert order.status != CANCELED
-    items = repo.items_by_order(session, [order.id])[order.id]
-    repo.change_stock(session, {item.product_id: item.qty for item in items}, now)
+    items = repo.items_by_order(conn, [order.id])[order.id]
+    repo.change_stock(conn, {item.product_id: item.qty for item in items}, now)
     changes = {"status": CANCELED, "canceled_at": now, "cancel_reason": reason, **changes}
-    repo.set_order_fields(session, order.id, now, **changes)
+    repo.set_order_fields(conn, order.id, now, **changes)
     return order_view(order, items, **changes, updated_at=now)
 
 
@@ -330,13 +325,13 @@ def release_reservation(session: Session, order: Row, reason: str, now, **change
 
 
 def get_order(ctx: ServiceContext, principal: Principal, order_id: int) -> dict[str, Any]:
-    def work(session: Session) -> dict[str, Any]:
-        order = repo.get_order(session, order_id)
+    def work(conn: Connection) -> dict[str, Any]:
+        order = repo.get_order(conn, order_id)
         if order is None or not principal.can_act_for(order.customer_id):
             raise not_found("order", order_id)
-        return order_view(order, repo.items_by_order(session, [order_id])[order_id])
+        return order_view(order, repo.items_by_order(conn, [order_id])[order_id])
 
-    return transaction(ctx.session_factory, work)
+    return transaction(ctx.connect, work)
 
 
 def list_orders(ctx: ServiceContext, principal: Principal, query: dict[str, Any]) -> dict[str, Any]:
@@ -355,11 +350,11 @@ def list_orders(ctx: ServiceContext, principal: Principal, query: dict[str, Any]
     limit = query["limit"]
     before_id = decode_cursor(query["cursor"])["id"] if query.get("cursor") else None
 
-    def work(session: Session) -> dict[str, Any]:
-        rows = repo.list_orders(session, where, before_id=before_id, limit=limit + 1)
+    def work(conn: Connection) -> dict[str, Any]:
+        rows = repo.list_orders(conn, where, before_id=before_id, limit=limit + 1)
         shown = rows[:limit]
-        items = repo.items_by_order(session, [row.id for row in shown])
+        items = repo.items_by_order(conn, [row.id for row in shown])
         next_position = {"id": shown[-1].id} if len(rows) > limit else None
         return page([order_view(row, items[row.id]) for row in shown], limit=limit, next_position=next_position)
 
-    return transaction(ctx.session_factory, work)
+    return transaction(ctx.connect, work)

@@ -19,8 +19,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row
 
 from servicekit.db import transaction
 from servicekit.logging import log_event
@@ -56,8 +55,8 @@ def _not_payable_reason(order: Row) -> str:
     return NOT_APPLIED_ALREADY_SETTLED if settled else NOT_APPLIED_ORDER_CANCELED
 
 
-def _lock_payable_order(session: Session, order_id: int, action: str) -> Row:
-    order = repo.lock_order(session, order_id)
+def _lock_payable_order(conn: Connection, order_id: int, action: str) -> Row:
+    order = repo.lock_order(conn, order_id)
     if order is None:
         raise not_found("order", order_id)
     if order.status == CREATED:
@@ -68,9 +67,9 @@ def _lock_payable_order(session: Session, order_id: int, action: str) -> Row:
 def claim_payment(ctx: ServiceContext, order_id: int) -> dict[str, Any]:
     """→ `{"claimed": true, "payment": {...}, "order"}` or `{"claimed": false, "reason", "order"}`."""
 
-    def work(session: Session) -> dict[str, Any]:
+    def work(conn: Connection) -> dict[str, Any]:
         now = utcnow()
-        order, items = repo.lock_order_with_items(session, order_id)
+        order, items = repo.lock_order_with_items(conn, order_id)
         if order is None:
             raise not_found("order", order_id)
         if order.status == CREATED:
@@ -80,7 +79,7 @@ def claim_payment(ctx: ServiceContext, order_id: int) -> dict[str, Any]:
             return {"claimed": False, "reason": _not_payable_reason(order), "payment": None, "order": view}
         attempt_id = order.payment_attempt_id or new_payment_attempt_id()
         changes = {"payment_status": PROCESSING, "payment_attempt_id": attempt_id, "payment_claimed_at": now}
-        repo.set_order_fields(session, order_id, now, **changes)
+        repo.set_order_fields(conn, order_id, now, **changes)
         if order.payment_status == PROCESSING:
             log_event(log, "payment_reclaimed", logging.INFO, order_id=order_id, payment_attempt_id=attempt_id)
         return {
@@ -96,7 +95,7 @@ def claim_payment(ctx: ServiceContext, order_id: int) -> dict[str, Any]:
             "order": order_view(order, items, **changes, updated_at=now),
         }
 
-    return transaction(ctx.session_factory, work)
+    return transaction(ctx.connect, work)
 
 
 def payment_attempt_mismatch(order: Row, attempt_id: str) -> Exception:
@@ -119,9 +118,9 @@ def record_payment_outcome(
     """→ `{"applied", "reason", "order"}`; the claimed (PROCESSING) order becomes PAID, or
     CANCELED with its stock returned."""
 
-    def work(session: Session) -> dict[str, Any]:
+    def work(conn: Connection) -> dict[str, Any]:
         now = utcnow()
-        order = _lock_payable_order(session, order_id, "record a payment outcome for")
+        order = _lock_payable_order(conn, order_id, "record a payment outcome for")
         if order.payment_attempt_id != payment_attempt_id:
             raise payment_attempt_mismatch(order, payment_attempt_id)
         if order.status == CONFIRMED and order.payment_status == PROCESSING:
@@ -132,12 +131,12 @@ def record_payment_outcome(
                     "paid_at": now,
                     "payment_reference": payment_reference,
                 }
-                repo.set_order_fields(session, order_id, now, **changes)
-                items = repo.items_by_order(session, [order_id])[order_id]
+                repo.set_order_fields(conn, order_id, now, **changes)
+                items = repo.items_by_order(conn, [order_id])[order_id]
                 view = order_view(order, items, **changes, updated_at=now)
             else:
                 view = release_reservation(
-                    session,
+                    conn,
                     order,
                     CANCEL_REASON_PAYMENT_FAILED,
                     now,
@@ -159,10 +158,10 @@ def record_payment_outcome(
                 payment_attempt_id=payment_attempt_id,
                 payment_reference=payment_reference,
             )
-        items = repo.items_by_order(session, [order_id])[order_id]
+        items = repo.items_by_order(conn, [order_id])[order_id]
         return {"applied": False, "reason": not_applied, "order": order_view(order, items)}
 
-    return transaction(ctx.session_factory, work)
+    return transaction(ctx.connect, work)
 
 
 def _cursor_position(confirmed_at: datetime, order_id: int) -> dict[str, int]:
@@ -189,9 +188,9 @@ def overdue_payments(
         position = decode_cursor(cursor, int_fields=("t", "id"))
         after = (_EPOCH + timedelta(microseconds=position["t"]), position["id"])
 
-    def work(session: Session) -> dict[str, Any]:
+    def work(conn: Connection) -> dict[str, Any]:
         rows = repo.overdue_payments(
-            session,
+            conn,
             confirmed_before=now - timedelta(seconds=older_than),
             claimed_before=now - timedelta(seconds=processing_older_than_seconds),
             after=after,
@@ -201,4 +200,4 @@ def overdue_payments(
         next_position = _cursor_position(shown[-1].confirmed_at, shown[-1].id) if len(rows) > limit else None
         return page([overdue_payment_view(row) for row in shown], limit=limit, next_position=next_position)
 
-    return transaction(ctx.session_factory, work)
+    return transaction(ctx.connect, work)

@@ -27,48 +27,48 @@ MAX_RESTOCK_QTY = RESTOCK_QTY_MAX
 
 
 def create_product(ctx: ServiceContext, fields: dict[str, Any]) -> dict[str, Any]:
-    def work(session):
+    def work(conn):
         now = utcnow()
         try:
-            product_id = repo.insert_product(session, now=now, **fields)
+            product_id = repo.insert_product(conn, now=now, **fields)
         except IntegrityError as exc:
             if is_duplicate_key(exc):
                 raise duplicate_sku(fields["sku"]) from None
             raise
         return product_view({"id": product_id, **fields, "created_at": now, "updated_at": now})
 
-    return transaction(ctx.session_factory, work)
+    return transaction(ctx.connect, work)
 
 
 def get_product(ctx: ServiceContext, product_id: int) -> dict[str, Any]:
-    def work(session):
-        row = repo.get_product(session, product_id)
+    def work(conn):
+        row = repo.get_product(conn, product_id)
         if row is None:
             raise not_found("product", product_id)
         return product_view(row)
 
-    return transaction(ctx.session_factory, work)
+    return transaction(ctx.connect, work)
 
 
 def list_products(ctx: ServiceContext, *, limit: int, cursor: str | None) -> dict[str, Any]:
     after_id = decode_cursor(cursor)["id"] if cursor else None
 
-    def work(session):
-        rows = repo.list_products(session, after_id=after_id, limit=limit + 1)
+    def work(conn):
+        rows = repo.list_products(conn, after_id=after_id, limit=limit + 1)
         shown = rows[:limit]
         next_position = {"id": shown[-1].id} if len(rows) > limit else None
         return page([product_view(row) for row in shown], limit=limit, next_position=next_position)
 
-    return transaction(ctx.session_factory, work)
+    return transaction(ctx.connect, work)
 
 
 def update_product(ctx: ServiceContext, product_id: int, changes: dict[str, Any]) -> dict[str, Any]:
-    def work(session):
-        if not repo.update_product(session, product_id, changes, utcnow()):
+    def work(conn):
+        if not repo.update_product(conn, product_id, changes, utcnow()):
             raise not_found("product", product_id)
-        return product_view(repo.get_product(session, product_id))
+        return product_view(repo.get_product(conn, product_id))
 
-    return transaction(ctx.session_factory, work)
+    return transaction(ctx.connect, work)
 
 
 def restock_product(
@@ -84,11 +84,11 @@ def restock_product(
         body={"qty": qty},
     )
 
-    def work(session) -> Outcome:
-        if not repo.add_stock(session, product_id, qty, utcnow()):
+    def work(conn) -> Outcome:
+        if not repo.add_stock(conn, product_id, qty, utcnow()):
             raise not_found("product", product_id)
-        return Outcome(200, product_view(repo.get_product(session, product_id)))
+        return Outcome(200, product_view(repo.get_product(conn, product_id)))
 
     return idempotency.run_once(
-        ctx.session_factory, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
+        ctx.connect, request, work, ttl_seconds=ctx.settings.idempotency_ttl_seconds, cache=ctx.replays
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from servicekit.db import transaction
 from servicekit.timeutil import utcnow
@@ -22,25 +22,25 @@ def expire_reservations(ctx: ServiceContext, *, older_than_seconds: int | None, 
     older_than = ctx.settings.reservation_ttl_seconds if older_than_seconds is None else older_than_seconds
     created_before = utcnow() - timedelta(seconds=older_than)
     candidates = transaction(
-        ctx.session_factory,
-        lambda session: repo.stale_reservation_ids(session, created_before=created_before, limit=limit),
+        ctx.connect,
+        lambda conn: repo.stale_reservation_ids(conn, created_before=created_before, limit=limit),
     )
     expired = [
         order_id
         for order_id in candidates
-        if transaction(ctx.session_factory, lambda session, oid=order_id: _expire(session, oid, created_before))
+        if transaction(ctx.connect, lambda conn, oid=order_id: _expire(conn, oid, created_before))
     ]
     return {"expired_order_ids": expired, "count": len(expired)}
 
 
-def _expire(session: Session, order_id: int, created_before: datetime) -> bool:
+def _expire(conn: Connection, order_id: int, created_before: datetime) -> bool:
     # Re-checked under the lock: it may have been confirmed or canceled since it was listed.
-    order = repo.lock_order(session, order_id)
+    order = repo.lock_order(conn, order_id)
     if order is None or order.status != CREATED or order.created_at >= created_before:
         return False
-    release_reservation(session, order, CANCEL_REASON_RESERVATION_EXPIRED, utcnow())
+    release_reservation(conn, order, CANCEL_REASON_RESERVATION_EXPIRED, utcnow())
     return True
 
 
 def purge_idempotency_keys(ctx: ServiceContext) -> dict[str, int]:
-    return {"purged": idempotency.purge_expired(ctx.session_factory)}
+    return {"purged": idempotency.purge_expired(ctx.connect)}

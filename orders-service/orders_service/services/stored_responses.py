@@ -48,7 +48,7 @@ def store_response(
     # Nothing to do but keep it: the key row is inserted with the answer, one statement (a twin's
     # INSERT waits on the unique index, then replays the first answer or is the 422).
     outcome = idempotency.run_once(
-        ctx.session_factory,
+        ctx.connect,
         request,
         lambda _session: Outcome(status, body),
         ttl_seconds=ctx.settings.idempotency_ttl_seconds,
@@ -61,7 +61,7 @@ def lookup_response(ctx: ServiceContext, principal: Principal, key: str) -> dict
     scope_hash = IdempotentRequest.with_fingerprint(
         caller=principal.identity, route=STORED_RESPONSE_ROUTE, key=key, fingerprint=""
     ).scope_hash
-    stored = read(ctx.session_factory, lambda session: repo.find_idempotency_key(session, scope_hash))
+    stored = read(ctx.connect, lambda conn: repo.find_idempotency_key(conn, scope_hash))
     if stored is None or stored.response_status is None or stored.expires_at <= utcnow():
         raise not_found("stored_response", key)
     outcome = Outcome(stored.response_status, orjson.loads(stored.response_body), replayed=True)
