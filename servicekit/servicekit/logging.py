@@ -54,7 +54,8 @@ _SECRET_PATTERNS = [
     (re.compile(r"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=,$.-]*"), REDACTED),
     # A JWT: three base64url parts, the first a JSON header ("eyJ").
     (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
-    (re.compile(r"\b([Bb]earer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
+    # An HTTP credential: the scheme's name is case-insensitive (RFC 9110).
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
     # name=value / name: value / 'name': 'value' where the name looks like a secret.
     (
         # (A statement's placeholder, `password_hash=%(password_hash)s`, is left alone.)
@@ -64,13 +65,15 @@ _SECRET_PATTERNS = [
     # scheme://user:password@host
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@"), r"\1" + REDACTED + "@"),
 ]
-# Cheap pre-check: text with none of these cannot match a pattern above.
-_SECRET_HINTS = re.compile(r"(?i)parameters|argon2|eyJ|bearer|basic|passw|secret|token|key|authorization|hash|://")
+# Cheap pre-check: text with none of these cannot match a pattern above. It runs on the text's
+# case folding (`str.casefold`, what case-insensitive matching compares), not with re.IGNORECASE:
+# the same answer, about 8x faster on the short strings of every log line (bench/README.md).
+_SECRET_HINTS = re.compile(r"parameters|argon2|eyj|bearer|basic|passw|secret|token|key|authorization|hash|://")
 
 
 def redact_text(text: str) -> str:
     """`text` with everything that looks like a secret replaced by `[redacted]`."""
-    if not _SECRET_HINTS.search(text):
+    if not _SECRET_HINTS.search(text.casefold()):
         return text
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)

@@ -289,3 +289,19 @@ def test_redactor_catches_what_a_failed_statement_prints():
         assert secret not in redacted
     assert "UPDATE users SET password_hash=%(password_hash)s" in redacted  # the statement stays readable
     assert redact_text("http_request") == "http_request"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PASSWORD=hunter2",
+        "Api_Key: hunter2",
+        "AUTHORIZATION: BEARER hunter2hunter2",
+        "paſsword=hunter2",  # a long s: case-insensitive matching takes it for an s
+        "postgres://app:hunter2@db/x",
+    ],
+)
+def test_the_quick_check_lets_every_case_of_a_secret_through_to_the_patterns(text):
+    """`redact_text` skips text with no hint of a secret, comparing case-folded text: whatever
+    the case-insensitive patterns would catch, the check passes on to them."""
+    assert "hunter2" not in redact_text(text)
