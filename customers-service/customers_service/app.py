@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         service_keys=settings.service_jwt_public_keys,
         callers=CALLERS,
         # A deleted customer's user tokens are refused from the moment of the delete (docs/auth.md).
-        customer_gone=lambda customer_id: customers.customer_gone(session_factory, customer_id),
+        customer_gone=lambda customer_id: customers.customer_gone(engine.connect, customer_id),
     )
     app, api = create_service_app(
         SERVICE_NAME,
@@ -66,7 +66,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         backoff_seconds=ORDERS_NOTIFY_BACKOFF_SECONDS,
         pool_size=4,
     )
-    app.extensions[CONTEXT_KEY] = ServiceContext(settings=settings, session_factory=session_factory, orders=orders)
+    app.extensions[CONTEXT_KEY] = ServiceContext(
+        settings=settings, session_factory=session_factory, connect=engine.connect, orders=orders
+    )
     app.extensions["customers_service.engine"] = engine
     for blueprint in (customers_api.blp, users.blp, internal.blp):
         api.register_blueprint(blueprint)

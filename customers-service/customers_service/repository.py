@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, and_, bindparam, delete, or_, select
+from sqlalchemy import Connection, Row, and_, bindparam, delete, or_, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+
+from servicekit.db import connection_of
 
 from .models import Customer, LoginThrottle, User
 
@@ -25,9 +27,11 @@ _CUSTOMERS = Customer.__table__
 _LIVE_CUSTOMER_ROW = select(_CUSTOMERS).where(_CUSTOMERS.c.id == bindparam("customer_id"), _CUSTOMERS.c.tombstone == 0)
 
 
-def read_live_customer(session: Session, customer_id: int) -> Row | None:
-    """A live customer's row, to show or to check that it exists (`lock_live_customer` to change it)."""
-    return session.connection().execute(_LIVE_CUSTOMER_ROW, {"customer_id": customer_id}).one_or_none()
+def read_live_customer(unit: Session | Connection, customer_id: int) -> Row | None:
+    """A live customer's row, to show or to check that it exists (`lock_live_customer` to change it).
+    On a Session's connection inside a unit of work that changes things, or on a Connection of
+    its own for the lookups other services make on every request (docs/adr/0014)."""
+    return connection_of(unit).execute(_LIVE_CUSTOMER_ROW, {"customer_id": customer_id}).one_or_none()
 
 
 def get_live_customer_by_email(session: Session, email: str) -> Customer | None:

@@ -8,11 +8,12 @@ taking a Session runs inside its caller's unit of work (`add_customer`: also dem
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from servicekit.auth import Principal
 from servicekit.db import is_duplicate_key, read, transaction
@@ -71,19 +72,19 @@ def get_customer(ctx: ServiceContext, principal: Principal, customer_id: int) ->
     if not principal.can_act_for(customer_id):
         raise not_found("Customer", customer_id)  # not 403: do not reveal that it exists
 
-    def work(session: Session) -> dict[str, Any]:
-        customer = repository.read_live_customer(session, customer_id)
+    def work(conn: Connection) -> dict[str, Any]:
+        customer = repository.read_live_customer(conn, customer_id)
         if customer is None:
             raise not_found("Customer", customer_id)
         return customer_to_dict(customer)
 
-    return read(ctx.session_factory, work)
+    return read(ctx.connect, work)
 
 
-def customer_gone(session_factory: sessionmaker[Session], customer_id: int) -> bool:
+def customer_gone(connect: Callable[[], Connection], customer_id: int) -> bool:
     """Whether a customer user's token names a customer that is no longer live (soft-deleted;
     tokens are only ever minted for customers that existed)."""
-    return read(session_factory, lambda session: repository.read_live_customer(session, customer_id) is None)
+    return read(connect, lambda conn: repository.read_live_customer(conn, customer_id) is None)
 
 
 def search_customers(ctx: ServiceContext, *, search: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
