@@ -207,17 +207,50 @@ def _connect_cooperatively(engine: Engine, read_timeout_seconds: float) -> None:
     connect timeout, only when the pool opens one."""
     import MySQLdb
     import MySQLdb.connections
-    from gevent.socket import wait_read
+    from gevent import get_hub
+    from gevent.timeout import Timeout
 
     timed_out = (2013, "Lost connection to server during query (read timeout while waiting for the answer)")
 
     class CooperativeConnection(MySQLdb.connections.Connection):
+        # The socket's read watcher and the answer's timer, made once per connection and reused
+        # for every statement (gevent's own sockets keep their watchers the same way), instead
+        # of both made and freed per statement by `gevent.socket.wait_read`.
+        _answer_ready = None
+        _answer_overdue = None
+
         def query(self, query):
             if isinstance(query, bytearray):
                 query = bytes(query)
             self.send_query(query)
-            wait_read(self.fileno(), timeout=read_timeout_seconds, timeout_exc=MySQLdb.OperationalError(*timed_out))
+            self._wait_for_answer()
             self.read_query_result()
+
+        def _wait_for_answer(self) -> None:
+            hub = get_hub()
+            ready = self._answer_ready
+            if ready is None or ready.fd != self.fileno() or ready.loop is not hub.loop:
+                self._close_waits()
+                ready = self._answer_ready = hub.loop.io(self.fileno(), 1)
+                self._answer_overdue = Timeout(read_timeout_seconds, MySQLdb.OperationalError(*timed_out))
+            overdue = self._answer_overdue
+            overdue.start()
+            try:
+                hub.wait(ready)
+            finally:
+                overdue.cancel()
+
+        def _close_waits(self) -> None:
+            if self._answer_ready is not None:
+                self._answer_ready.close()
+                self._answer_overdue.close()
+                self._answer_ready = self._answer_overdue = None
+
+        def close(self):
+            try:
+                super().close()
+            finally:
+                self._close_waits()
 
         def commit(self):
             self.query(b"COMMIT")

@@ -84,6 +84,38 @@ def test_an_answer_that_never_comes_is_a_lost_connection_and_a_503(database):
     assert out.splitlines() == ["2013 True True", "42"]
 
 
+def test_a_connection_waits_with_one_watcher_and_timer_and_the_timer_still_fires(database):
+    """The read watcher and the timer are made once per connection and reused: statements that
+    answered in time leave the timer stopped, and a later one that never answers still times out."""
+    out = run_patched(
+        """
+        import sys
+        from sqlalchemy import exc, text
+        from servicekit.db import make_engine, read
+
+        engine = make_engine(sys.argv[1], pool_size=1, max_overflow=0, read_timeout_seconds=1)
+        runs = []  # the (watcher, timer) pairs each run of the unit of work waited with
+
+        def statements(conn):
+            dbapi = conn.connection.dbapi_connection
+            runs.append(set())
+            for n in range(5):
+                conn.execute(text("SELECT :n"), {"n": n}).scalar_one()
+                runs[-1].add((id(dbapi._answer_ready), id(dbapi._answer_overdue)))
+            conn.execute(text("SELECT SLEEP(3)")).scalar_one()
+
+        try:
+            read(engine.connect, statements, attempts=1)
+        except exc.OperationalError as error:
+            print(error.orig.args[0], error.connection_invalidated)
+        # A lost connection runs a read once more, on a new connection with waits of its own.
+        print([len(pairs) for pairs in runs])
+        """,
+        database.url,
+    )
+    assert out.splitlines() == ["2013 True", "[1, 1]"]
+
+
 def test_commits_and_rollbacks_go_through_and_leave_no_transaction_open(database):
     out = run_patched(
         """
