@@ -50,7 +50,7 @@ def store_response(
     outcome = idempotency.run_once(
         ctx.connect,
         request,
-        lambda _session: Outcome(status, body),
+        lambda _conn: Outcome(status, body),
         ttl_seconds=ctx.settings.idempotency_ttl_seconds,
         claim_last=True,
     )
