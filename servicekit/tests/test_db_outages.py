@@ -17,6 +17,7 @@ import pytest
 from flask import jsonify
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import sessionmaker
 
 from servicekit.db import (
     is_database_unavailable,
@@ -143,9 +144,11 @@ def engine(database):
     engine.dispose()
 
 
-@pytest.fixture
-def session_factory(engine):
-    return make_session_factory(engine)
+@pytest.fixture(params=["session", "connection"])
+def session_factory(request, engine):
+    """What the unit of work runs on: an ORM Session, or a Core Connection (orders-service's):
+    the promises below (a loss before COMMIT runs again once, a loss during it never) hold for both."""
+    return make_session_factory(engine) if request.param == "session" else engine.connect
 
 
 @pytest.fixture
@@ -235,18 +238,22 @@ def test_a_lost_connection_is_retried_once_only(database, session_factory):
 
 def test_during_an_outage_work_fails_fast_and_is_not_retried(database, engine, session_factory):
     fill_pool(engine)
-    runs = []
+    opened = []
+
+    def open_unit():
+        opened.append(1)
+        return session_factory()
 
     def work(session):
-        runs.append(1)
         return session.execute(text("SELECT 1")).scalar_one()
 
     with database.outage():
         with pytest.raises(sa_exc.OperationalError) as info:
-            transaction(session_factory, work)
+            transaction(open_unit, work)
         assert is_database_unavailable(info.value)
-        # Run 1 met the killed pooled connection; run 2's new connection was refused: no run 3.
-        assert len(runs) == 2
+        # Run 1 met the killed pooled connection; run 2's new connection was refused (a Session
+        # connects at its first statement, a Connection when it is opened): no run 3.
+        assert len(opened) == 2
         with pytest.raises(sa_exc.OperationalError):
             ping(engine)
     assert transaction(session_factory, work) == 1
@@ -323,6 +330,11 @@ def test_a_server_that_stops_answering_is_an_outage_not_a_hang(database):
 # --- The HTTP answer (servicekit.web) ---------------------------------------------------------
 
 
+def engine_of(open_unit):
+    """The engine a sessionmaker is bound to, or whose `connect` opens the unit."""
+    return open_unit.kw["bind"] if isinstance(open_unit, sessionmaker) else open_unit.__self__
+
+
 @pytest.fixture
 def app_for(session_factory):
     def build(factory=None, engine_for_ready=None):
@@ -333,7 +345,7 @@ def app_for(session_factory):
             version="1",
             description="",
             verifier=None,
-            readiness_check=lambda: ping(engine_for_ready or factory.kw["bind"]),
+            readiness_check=lambda: ping(engine_for_ready or engine_of(factory)),
         )
 
         def run(sql: str):
