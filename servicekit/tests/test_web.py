@@ -298,10 +298,11 @@ def test_redactor_catches_what_a_failed_statement_prints():
         "Api_Key: hunter2",
         "AUTHORIZATION: BEARER hunter2hunter2",
         "paſsword=hunter2",  # a long s: case-insensitive matching takes it for an s
+        "authorİzation: hunter2",  # a dotted capital I, whose simple lower case is i
         "postgres://app:hunter2@db/x",
     ],
 )
 def test_the_quick_check_lets_every_case_of_a_secret_through_to_the_patterns(text):
-    """`redact_text` skips text with no hint of a secret, comparing case-folded text: whatever
-    the case-insensitive patterns would catch, the check passes on to them."""
+    """`redact_text` skips text with no hint of a secret (ASCII text compared in lower case):
+    whatever the case-insensitive patterns would catch, the check passes on to them."""
     assert "hunter2" not in redact_text(text)
